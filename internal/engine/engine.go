@@ -1,0 +1,177 @@
+// Package engine is the seam between the server framework and the code that
+// runs protocols on sockets. An Engine accepts connections from listeners,
+// admits or refuses them, and runs one proto.Protocol per connection (and one
+// proto.DatagramProtocol per datagram endpoint) keeping every rule of
+// SEMANTICS.md. The goroutine engine (package goroutine) is portable; the
+// epoll engine is Linux-only.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/sockit/sockit/proto"
+)
+
+// Mode is how connections are dispatched (socketserver's mix-ins).
+type Mode string
+
+// Concurrency modes.
+const (
+	// PerConn serves every connection on its own goroutine (ThreadingMixIn).
+	PerConn Mode = "goroutine"
+	// Pool serves connections on a fixed number of workers fed by a bounded
+	// queue; a connection arriving to a full queue is closed at once.
+	Pool Mode = "pool"
+	// Serial serves one connection at a time (plain TCPServer).
+	Serial Mode = "serial"
+)
+
+// Options configure how an engine serves one listener or endpoint. The zero
+// value serves every connection on its own goroutine with no limits.
+type Options struct {
+	// Logger receives connection events; nil means slog.Default().
+	Logger *slog.Logger
+	// Network is the endpoint scheme ("tcp", "unix", "tls", ...) reported to
+	// protocol factories in proto.ConnInfo.
+	Network string
+	// Admit decides whether a freshly accepted connection is served. A
+	// refused connection is closed at once, with no bytes sent. release, if
+	// not nil, is called exactly once when an admitted connection ends. A nil
+	// Admit admits every connection.
+	Admit func(c net.Conn) (release func(), ok bool)
+	// IdleTimeout closes a connection with no bytes in either direction for
+	// this long; 0 means never.
+	IdleTimeout time.Duration
+	// ReadTimeout closes a connection that began a message and did not finish
+	// it within this long (slow-loris); 0 means never. It needs a protocol
+	// that implements proto.Idler.
+	ReadTimeout time.Duration
+	// OnError is called once for each connection whose protocol panicked
+	// (socketserver's handle_error); it may be nil.
+	OnError func(remote net.Addr, err error)
+	// OnTimeout is called when an idle or read timeout closes a connection
+	// (socketserver's handle_timeout); it may be nil.
+	OnTimeout func(remote net.Addr, err error)
+	// Mode, Workers and Queue choose the dispatch (goroutine engine only).
+	Mode    Mode
+	Workers int // Pool: number of workers; <= 0 means 4
+	Queue   int // Pool: queue length; < 0 means 0 (hand-off only); 0 means Workers
+}
+
+// Errors reported by engines.
+var (
+	// ErrIdleTimeout is the cause given to OnClose when IdleTimeout closed the
+	// connection.
+	ErrIdleTimeout = errors.New("sockit: idle timeout")
+	// ErrReadTimeout is the cause given to OnClose when ReadTimeout closed the
+	// connection.
+	ErrReadTimeout = errors.New("sockit: read timeout: message not finished in time")
+	// ErrShutdown is the cause given to OnClose when a shutdown deadline
+	// aborted the connection.
+	ErrShutdown = errors.New("sockit: aborted by shutdown")
+	// ErrEngineClosed is returned by Serve methods called after Shutdown or
+	// Close.
+	ErrEngineClosed = errors.New("sockit: engine closed")
+)
+
+// PanicError is the error a contained protocol panic becomes.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("sockit: protocol panicked: %v", e.Value) }
+
+// Engine runs protocols on sockets. Implementations are safe for concurrent
+// use.
+type Engine interface {
+	// Name is the engine's name as --engine takes it.
+	Name() string
+	// ServeListener accepts connections from ln and runs a protocol made by f
+	// for each, until ln is closed; then it returns nil (the caller closed
+	// it; any other permanent accept error is returned) and leaves the admitted connections to Shutdown or Close. Temporary
+	// accept errors back off (5 ms doubling to 1 s) and never end the loop.
+	ServeListener(ln net.Listener, f proto.Factory, o Options) error
+	// ServePacket runs p on pc until pc is closed, then returns nil.
+	ServePacket(pc net.PacketConn, p proto.DatagramProtocol, o Options) error
+	// Shutdown stops admitting connections, closes idle ones, lets busy ones
+	// finish their current exchange and waits for all of them; when ctx ends
+	// it aborts the rest and returns ctx.Err(). Called from a callback, it
+	// does not wait for that callback's own connection.
+	Shutdown(ctx context.Context) error
+	// Close aborts every connection and waits for their callbacks to end.
+	Close() error
+}
+
+// Config configures an engine as a whole.
+type Config struct {
+	// Loops is the number of event loops (epoll); <= 0 means GOMAXPROCS.
+	Loops int
+	// Logger receives engine events; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Temporary reports whether an accept error is worth retrying after a pause
+// (EMFILE, ENFILE, ENOBUFS, ECONNABORTED and timeouts) rather than ending the
+// accept loop.
+func Temporary(err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	if isTemporaryErrno(err) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	// Go reports some temporary conditions only through the deprecated
+	// Temporary method.
+	type temporary interface{ Temporary() bool }
+	var te temporary
+	return errors.As(err, &te) && te.Temporary()
+}
+
+// Backoff is the accept back-off of net/http: 5 ms doubling to 1 s. The zero
+// value is ready to use; it is not safe for concurrent use.
+type Backoff struct{ d time.Duration }
+
+// Next returns the next pause.
+func (b *Backoff) Next() time.Duration {
+	if b.d == 0 {
+		b.d = 5 * time.Millisecond
+	} else {
+		b.d *= 2
+	}
+	if b.d > time.Second {
+		b.d = time.Second
+	}
+	return b.d
+}
+
+// Reset forgets earlier failures.
+func (b *Backoff) Reset() { b.d = 0 }
+
+// Limits resolves SetWriteBufferLimits arguments (SEMANTICS.md): a negative
+// value means "not given"; neither given: high 64 KiB, low high/4; only high:
+// low = high/4; only low: high = 4·low; both must satisfy high >= low.
+func Limits(high, low int) (int, int, error) {
+	switch {
+	case high < 0 && low < 0:
+		high = proto.DefaultHighWater
+		low = high / 4
+	case low < 0:
+		low = high / 4
+	case high < 0:
+		high = 4 * low
+	}
+	if high < low {
+		return 0, 0, proto.ErrBadLimits
+	}
+	return high, low, nil
+}

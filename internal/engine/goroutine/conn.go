@@ -1,0 +1,795 @@
+package goroutine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sockit/sockit/internal/engine"
+	"github.com/sockit/sockit/proto"
+)
+
+// Read buffer sizes: a connection starts small and doubles after every read
+// that filled its buffer, up to the 64 KiB a raw read may return, so an idle
+// connection holds 4 KiB rather than 64.
+const (
+	minReadBuf = 4 << 10
+	maxReadBuf = 64 << 10
+	// maxWriteChunk bounds one write system call so progress (and so the
+	// idle timer) is observed on slow peers.
+	maxWriteChunk = 256 << 10
+	// keepSpare is the largest write buffer kept for reuse after a flush.
+	keepSpare = 64 << 10
+)
+
+// aLongTimeAgo is a deadline in the past: setting it wakes a blocked Read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conn is one stream connection served by the goroutine engine. Its loop
+// goroutine (serve) reads and runs every callback; a writer goroutine, started
+// only while there is something buffered, flushes the write buffer.
+//
+// Lock order: conn.mu is a leaf lock. No callback is ever called with mu held,
+// and mu is never held while taking engine.mu.
+type conn struct {
+	e      *Engine
+	nc     net.Conn
+	o      *engine.Options
+	log    *slog.Logger
+	p      proto.Protocol
+	idler  proto.Idler
+	local  net.Addr
+	remote net.Addr
+	direct func([]byte) (int, error) // non-blocking write, nil for TLS
+	packet bool                       // SOCK_SEQPACKET: every Write is one packet
+
+	loopGID  atomic.Uint64 // goroutine running the callbacks
+	activity atomic.Int64  // unix nanos of the last byte moved (idle timeout)
+
+	mu           sync.Mutex
+	pending      []byte // queued bytes not yet handed to the writer
+	pendingLens  []int  // packet mode: message sizes within pending
+	spare        []byte // a flushed buffer kept for reuse
+	inflight     int    // bytes the writer is writing now
+	writerActive bool
+	high, low    int
+	hard         int
+	hardSet      bool
+	writePaused  bool // OnPauseWriting given, OnResumeWriting not yet
+	eofWanted    bool // WriteEOF called
+	eofDone      bool // write side shut down
+	closing      bool // Close called: flush, then close
+	closed       bool // nc closed
+	closeErr     error
+	drainCh      chan struct{} // closed when buffered <= low or the conn ends
+	events       []func()
+	wakeCh       chan struct{}
+	inRead       bool // loop is blocked in Read
+	woken        bool // a wake interrupted (or will interrupt) the Read
+	readPaused   bool
+	stopping     bool // graceful shutdown asked for
+	done         bool // OnClose ran: events are dropped
+	held         []byte
+	msgStart     time.Time
+	readTimer    *time.Timer
+	idleTimer    *time.Timer
+}
+
+func newConn(e *Engine, nc net.Conn, o *engine.Options, f proto.Factory) *conn {
+	c := &conn{
+		e:      e,
+		nc:     nc,
+		o:      o,
+		log:    o.Logger,
+		local:  nc.LocalAddr(),
+		remote: nc.RemoteAddr(),
+		high:   proto.DefaultHighWater,
+		low:    proto.DefaultHighWater / 4,
+		wakeCh: make(chan struct{}, 1),
+	}
+	c.hard = c.high * proto.HardLimitFactor
+	if uc, ok := nc.(*net.UnixConn); ok && o.Network == "unixpacket" {
+		_ = uc
+		c.packet = true
+	}
+	if !c.packet {
+		c.direct = directWriter(nc)
+	}
+	c.p = f(proto.ConnInfo{LocalAddr: c.local, RemoteAddr: c.remote, Network: o.Network})
+	c.idler, _ = c.p.(proto.Idler)
+	return c
+}
+
+// ---- the loop -------------------------------------------------------------
+
+// serve runs the connection to its end on the calling goroutine.
+func (c *conn) serve() {
+	c.loopGID.Store(curGID())
+	defer c.loopGID.Store(0)
+	c.touch()
+	if c.o.IdleTimeout > 0 {
+		c.idleTimer = time.AfterFunc(c.o.IdleTimeout, func() { c.post(c.checkIdle) })
+	}
+	if !c.e.trackConn(c) {
+		// The engine began shutting down between accept and now.
+		c.closeNow(engine.ErrShutdown)
+	} else {
+		c.callback(func() { c.p.OnOpen(c) })
+	}
+
+	size := minReadBuf
+	if c.packet {
+		size = maxReadBuf
+	}
+	buf := make([]byte, size)
+	eof := false
+	for {
+		c.runEvents()
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			break
+		}
+		if len(c.held) > 0 && !c.readPaused && !c.closing {
+			held := c.held
+			c.held = nil
+			c.mu.Unlock()
+			c.deliver(held)
+			continue
+		}
+		if eof || c.readPaused || c.closing {
+			// Nothing to read: wait for an event (resume, timer, write
+			// progress, close).
+			stop := c.stopping && !c.closing
+			c.mu.Unlock()
+			if stop && (c.idler == nil || c.idler.Idle()) {
+				_ = c.Close()
+				continue
+			}
+			<-c.wakeCh
+			continue
+		}
+		// While shutting down, reads poll: what already arrived is read and
+		// answered, and a poll that finds nothing closes an idle connection.
+		poll := c.stopping
+		if c.woken || poll {
+			c.woken = false
+			var dl time.Time
+			if poll {
+				dl = time.Now().Add(2 * time.Millisecond)
+			}
+			_ = c.nc.SetReadDeadline(dl)
+		}
+		c.inRead = true
+		c.mu.Unlock()
+
+		n, err := c.nc.Read(buf)
+
+		c.mu.Lock()
+		c.inRead = false
+		paused := c.readPaused
+		if n > 0 && paused {
+			c.held = append(c.held, buf[:n]...)
+		}
+		c.mu.Unlock()
+		if n > 0 && !paused {
+			c.deliver(buf[:n])
+			if n == len(buf) && len(buf) < maxReadBuf {
+				buf = make([]byte, 2*len(buf))
+			}
+		}
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			if poll && n == 0 {
+				c.pollIdle()
+			}
+		case errors.Is(err, io.EOF):
+			eof = true
+			keep := false
+			c.callback(func() { keep = c.p.OnEOF() })
+			if !keep {
+				_ = c.Close()
+			}
+		default:
+			c.closeNow(err) // lost (reset, closed by us: closeNow keeps the first cause)
+		}
+	}
+	c.finish()
+}
+
+// deliver hands data to the protocol and keeps the read timeout's clock.
+func (c *conn) deliver(data []byte) {
+	c.touch()
+	c.callback(func() { c.p.OnData(data) })
+	if c.idler == nil {
+		return
+	}
+	idle := c.idler.Idle()
+	if c.o.ReadTimeout > 0 {
+		c.mu.Lock()
+		switch {
+		case idle:
+			c.msgStart = time.Time{}
+			if c.readTimer != nil {
+				c.readTimer.Stop()
+			}
+		case c.msgStart.IsZero():
+			c.msgStart = time.Now()
+			if c.readTimer == nil {
+				c.readTimer = time.AfterFunc(c.o.ReadTimeout, func() { c.post(c.checkRead) })
+			} else {
+				c.readTimer.Reset(c.o.ReadTimeout)
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// pollIdle is called during a graceful shutdown when a poll read found
+// nothing more to read: an idle connection is closed (flushing its replies);
+// a busy one (half a message received) keeps polling until its message is
+// done or the shutdown deadline aborts it.
+func (c *conn) pollIdle() {
+	if c.idler == nil || c.idler.Idle() {
+		_ = c.Close()
+	}
+}
+
+// runEvents runs the callbacks posted from other goroutines, in order.
+func (c *conn) runEvents() {
+	for {
+		c.mu.Lock()
+		evs := c.events
+		c.events = nil
+		c.mu.Unlock()
+		if len(evs) == 0 {
+			return
+		}
+		for _, f := range evs {
+			c.callback(f)
+		}
+	}
+}
+
+// post queues f to run on the loop as the connection's next callback.
+func (c *conn) post(f func()) {
+	c.mu.Lock()
+	c.postLocked(f)
+	c.mu.Unlock()
+}
+
+func (c *conn) postLocked(f func()) {
+	if c.done {
+		return
+	}
+	c.events = append(c.events, f)
+	c.wakeLocked()
+}
+
+// wakeLocked interrupts the loop: a blocked Read gets a deadline in the past,
+// a waiting loop a token. c.mu must be held.
+func (c *conn) wakeLocked() {
+	if c.inRead && !c.woken {
+		c.woken = true
+		_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+	select {
+	case c.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// callback runs f as a callback of this connection, containing a panic: it is
+// logged with the peer, reported to OnError, and the connection is aborted.
+func (c *conn) callback(f func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			perr := &engine.PanicError{Value: v, Stack: debug.Stack()}
+			c.log.Error("protocol panicked", "peer", addrString(c.remote), "panic", fmt.Sprint(v), "stack", string(perr.Stack))
+			if c.o.OnError != nil {
+				c.o.OnError(c.remote, perr)
+			}
+			c.closeNow(perr)
+		}
+	}()
+	f()
+}
+
+// finish runs once the socket is closed: OnClose exactly once, timers
+// stopped, the engine told.
+func (c *conn) finish() {
+	c.mu.Lock()
+	err := c.closeErr
+	c.events = nil
+	c.done = true
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+	}
+	if c.readTimer != nil {
+		c.readTimer.Stop()
+	}
+	c.mu.Unlock()
+	c.callback(func() { c.p.OnClose(err) })
+	c.e.untrackConn(c)
+}
+
+// checkIdle runs on the loop when the idle timer fires.
+func (c *conn) checkIdle() {
+	last := time.Unix(0, c.activity.Load())
+	left := c.o.IdleTimeout - time.Since(last)
+	if left > 0 {
+		c.idleTimer.Reset(left)
+		return
+	}
+	c.timeout(engine.ErrIdleTimeout)
+}
+
+// checkRead runs on the loop when the read timer fires.
+func (c *conn) checkRead() {
+	c.mu.Lock()
+	start := c.msgStart
+	c.mu.Unlock()
+	if start.IsZero() {
+		return
+	}
+	if left := c.o.ReadTimeout - time.Since(start); left > 0 {
+		c.readTimer.Reset(left)
+		return
+	}
+	c.timeout(engine.ErrReadTimeout)
+}
+
+func (c *conn) timeout(err error) {
+	c.log.Info("closing connection", "peer", addrString(c.remote), "reason", err.Error())
+	if c.o.OnTimeout != nil {
+		c.o.OnTimeout(c.remote, err)
+	}
+	c.closeNow(err)
+}
+
+func (c *conn) touch() {
+	if c.o.IdleTimeout > 0 {
+		c.activity.Store(time.Now().UnixNano())
+	}
+}
+
+// shutdown asks the connection to end gracefully: an idle connection is
+// closed once what already arrived is read and answered; a busy one when its
+// message exchange is done.
+func (c *conn) shutdown() {
+	c.mu.Lock()
+	c.stopping = true
+	c.wakeLocked()
+	c.mu.Unlock()
+}
+
+// ---- closing --------------------------------------------------------------
+
+// closeNow closes the socket at once, discarding the write buffer. The first
+// cause wins; nil means a clean close.
+func (c *conn) closeNow(cause error) {
+	c.mu.Lock()
+	c.closeNowLocked(cause)
+	c.mu.Unlock()
+}
+
+func (c *conn) closeNowLocked(cause error) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.closeErr = cause
+	c.pending = nil
+	c.pendingLens = nil
+	c.spare = nil
+	_ = c.nc.Close()
+	c.signalDrainLocked()
+	c.wakeLocked()
+}
+
+// Close flushes the write buffer, then closes; OnClose(nil) follows.
+func (c *conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.closing {
+		return nil
+	}
+	c.closing = true
+	if c.bufferedLocked() == 0 {
+		c.closeNowLocked(nil)
+	} else {
+		c.wakeLocked() // stop reading
+	}
+	return nil
+}
+
+// Abort discards the write buffer and closes at once.
+func (c *conn) Abort() { c.closeNow(nil) }
+
+// ---- writing --------------------------------------------------------------
+
+func (c *conn) bufferedLocked() int { return len(c.pending) + c.inflight }
+
+// BufferedAmount reports the bytes queued and not yet sent.
+func (c *conn) BufferedAmount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bufferedLocked()
+}
+
+func (c *conn) Write(b []byte) error {
+	if len(b) == 0 {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.writableLocked()
+	}
+	return c.Writev(b)
+}
+
+func (c *conn) writableLocked() error {
+	switch {
+	case c.closed || c.closing:
+		return proto.ErrClosed
+	case c.eofWanted:
+		return proto.ErrWriteAfterEOF
+	}
+	return nil
+}
+
+// Writev queues bufs as one write.
+func (c *conn) Writev(bufs ...[]byte) error {
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
+	c.mu.Lock()
+	if err := c.writableLocked(); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	if total == 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	if c.bufferedLocked()+total > c.hard {
+		c.mu.Unlock()
+		return proto.ErrBufferFull
+	}
+	// Fast path: nothing queued, so the bytes may go straight to the kernel.
+	if c.direct != nil && !c.writerActive && len(c.pending) == 0 {
+		for len(bufs) > 0 {
+			n, err := c.direct(bufs[0])
+			if n > 0 {
+				c.touch()
+			}
+			if err != nil {
+				c.closeNowLocked(err)
+				c.mu.Unlock()
+				return proto.ErrClosed
+			}
+			if n < len(bufs[0]) {
+				bufs[0] = bufs[0][n:]
+				break
+			}
+			bufs = bufs[1:]
+		}
+		if len(bufs) == 0 {
+			c.mu.Unlock()
+			return nil
+		}
+	}
+	if c.pending == nil && c.spare != nil {
+		c.pending, c.spare = c.spare[:0], nil
+	}
+	n := 0
+	for _, b := range bufs {
+		c.pending = append(c.pending, b...)
+		n += len(b)
+	}
+	if c.packet {
+		c.pendingLens = append(c.pendingLens, n)
+	}
+	c.startWriterLocked()
+	pause := false
+	if !c.writePaused && c.bufferedLocked() > c.high {
+		c.writePaused = true
+		pause = true
+	}
+	c.mu.Unlock()
+	if pause {
+		c.deliverPause()
+	}
+	return nil
+}
+
+// deliverPause calls OnPauseWriting: synchronously when the Write came from
+// this connection's own callback, else as its next callback.
+func (c *conn) deliverPause() {
+	if gid := c.loopGID.Load(); gid != 0 && gid == curGID() {
+		c.p.OnPauseWriting() // already inside a contained callback
+		return
+	}
+	c.post(c.p.OnPauseWriting)
+}
+
+func (c *conn) startWriterLocked() {
+	if c.writerActive {
+		return
+	}
+	c.writerActive = true
+	c.e.wg.Add(1)
+	go c.writeLoop()
+}
+
+// writeLoop flushes the buffer and exits when it is empty.
+func (c *conn) writeLoop() {
+	defer c.e.wg.Done()
+	for {
+		c.mu.Lock()
+		if c.closed || len(c.pending) == 0 {
+			c.writerActive = false
+			c.afterFlushLocked()
+			c.mu.Unlock()
+			return
+		}
+		buf := c.pending
+		lens := c.pendingLens
+		c.pending, c.pendingLens = nil, nil
+		c.inflight = len(buf)
+		c.mu.Unlock()
+
+		err := c.writeOut(buf, lens)
+
+		c.mu.Lock()
+		c.inflight = 0
+		if cap(buf) <= keepSpare {
+			c.spare = buf[:0]
+		}
+		if err != nil {
+			c.closeNowLocked(err)
+			c.writerActive = false
+			c.mu.Unlock()
+			return
+		}
+		if c.writePaused && c.bufferedLocked() <= c.low {
+			c.writePaused = false
+			c.postLocked(c.p.OnResumeWriting)
+		}
+		if c.bufferedLocked() <= c.low {
+			c.signalDrainLocked()
+		}
+		c.mu.Unlock()
+	}
+}
+
+// writeOut writes buf to the socket: in chunks for a stream, one message per
+// write for a packet socket.
+func (c *conn) writeOut(buf []byte, lens []int) error {
+	if c.packet {
+		for _, n := range lens {
+			if _, err := c.nc.Write(buf[:n]); err != nil {
+				return err
+			}
+			buf = buf[n:]
+			c.touch()
+		}
+		return nil
+	}
+	for len(buf) > 0 {
+		chunk := buf
+		if len(chunk) > maxWriteChunk {
+			chunk = chunk[:maxWriteChunk]
+		}
+		n, err := c.nc.Write(chunk)
+		if n > 0 {
+			c.touch()
+		}
+		if err != nil {
+			return err
+		}
+		buf = buf[n:]
+	}
+	return nil
+}
+
+// afterFlushLocked finishes a WriteEOF or Close that waited for the buffer.
+func (c *conn) afterFlushLocked() {
+	if c.closed || c.bufferedLocked() != 0 {
+		return
+	}
+	c.signalDrainLocked()
+	if c.closing {
+		c.closeNowLocked(nil)
+		return
+	}
+	if c.eofWanted && !c.eofDone {
+		c.shutdownWriteLocked()
+	}
+}
+
+func (c *conn) shutdownWriteLocked() {
+	c.eofDone = true
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		if err := cw.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
+			c.log.Debug("half-close failed", "peer", addrString(c.remote), "err", err)
+		}
+	}
+}
+
+// WriteEOF half-closes once the buffer has drained.
+func (c *conn) WriteEOF() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.closing {
+		return proto.ErrClosed
+	}
+	if _, ok := c.nc.(interface{ CloseWrite() error }); !ok {
+		return proto.ErrHalfCloseUnsupported
+	}
+	if c.eofWanted {
+		return nil
+	}
+	c.eofWanted = true
+	if c.bufferedLocked() == 0 {
+		c.shutdownWriteLocked()
+	}
+	return nil
+}
+
+func (c *conn) signalDrainLocked() {
+	if c.drainCh != nil {
+		close(c.drainCh)
+		c.drainCh = nil
+	}
+}
+
+// Drain waits until the buffered amount is at or below low.
+func (c *conn) Drain(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return proto.ErrClosed
+		}
+		if c.bufferedLocked() <= c.low {
+			c.mu.Unlock()
+			return nil
+		}
+		if c.drainCh == nil {
+			c.drainCh = make(chan struct{})
+		}
+		ch := c.drainCh
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// SetWriteBufferLimits sets the watermarks (see proto.Transport).
+func (c *conn) SetWriteBufferLimits(high, low int) error {
+	high, low, err := engine.Limits(high, low)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.high, c.low = high, low
+	if !c.hardSet {
+		c.hard = high * proto.HardLimitFactor
+	}
+	pause := false
+	if !c.writePaused && c.bufferedLocked() > c.high {
+		c.writePaused = true
+		pause = true
+	}
+	resume := false
+	if c.writePaused && !pause && c.bufferedLocked() <= c.low {
+		c.writePaused = false
+		resume = true
+	}
+	if c.bufferedLocked() <= c.low {
+		c.signalDrainLocked()
+	}
+	c.mu.Unlock()
+	if pause {
+		c.deliverPause()
+	}
+	if resume {
+		c.post(c.p.OnResumeWriting)
+	}
+	return nil
+}
+
+// SetWriteBufferHardLimit sets the hard limit (n <= 0: 16 × high).
+func (c *conn) SetWriteBufferHardLimit(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n <= 0 {
+		c.hardSet = false
+		c.hard = c.high * proto.HardLimitFactor
+		return
+	}
+	c.hardSet = true
+	c.hard = n
+}
+
+// ---- reading control ------------------------------------------------------
+
+func (c *conn) PauseReading() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.readPaused {
+		return
+	}
+	c.readPaused = true
+	if c.inRead {
+		c.wakeLocked()
+	}
+}
+
+func (c *conn) ResumeReading() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.readPaused {
+		return
+	}
+	c.readPaused = false
+	c.wakeLocked()
+}
+
+// ---- timers and addresses -------------------------------------------------
+
+func (c *conn) AfterFunc(d time.Duration, f func()) proto.Timer {
+	return newTimer(d, f, c.post)
+}
+
+func (c *conn) LocalAddr() net.Addr  { return c.local }
+func (c *conn) RemoteAddr() net.Addr { return c.remote }
+
+var _ proto.Transport = (*conn)(nil)
+
+// timer is an AfterFunc timer whose callback is posted to a loop.
+type timer struct {
+	t     *time.Timer
+	state atomic.Int32 // 0 pending, 1 ran, 2 stopped
+}
+
+func newTimer(d time.Duration, f func(), post func(func())) *timer {
+	tm := &timer{}
+	tm.t = time.AfterFunc(d, func() {
+		post(func() {
+			if tm.state.CompareAndSwap(0, 1) {
+				f()
+			}
+		})
+	})
+	return tm
+}
+
+func (tm *timer) Stop() bool {
+	tm.t.Stop()
+	return tm.state.CompareAndSwap(0, 2)
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	if s := a.String(); s != "" && s != "@" {
+		return s
+	}
+	return "unix socket peer"
+}

@@ -1,0 +1,7 @@
+//go:build !unix
+
+package goroutine
+
+import "net"
+
+func directWriter(net.Conn) func([]byte) (int, error) { return nil }

@@ -1,0 +1,31 @@
+package goroutine
+
+import "runtime"
+
+// curGID returns the current goroutine's id, parsed from the first line of its
+// stack trace ("goroutine 123 [running]:").
+//
+// Go deliberately has no goroutine-local storage, but SEMANTICS.md asks for a
+// behaviour that depends on the calling goroutine: OnPauseWriting runs
+// synchronously inside a Write made from the connection's own callback, and as
+// the next callback otherwise; and Shutdown called from a callback must not
+// wait for its own connection. Every callback of a connection runs on that
+// connection's loop goroutine, so "am I in a callback of c" is "am I c's loop
+// goroutine". This costs about a microsecond and is only paid on those rare
+// paths (crossing the high watermark, Shutdown), never per message.
+func curGID() uint64 {
+	var buf [64]byte
+	n := runtime.Stack(buf[:], false)
+	const prefix = "goroutine "
+	if n <= len(prefix) {
+		return 0
+	}
+	var id uint64
+	for _, ch := range buf[len(prefix):n] {
+		if ch < '0' || ch > '9' {
+			break
+		}
+		id = id*10 + uint64(ch-'0')
+	}
+	return id
+}

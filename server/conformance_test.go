@@ -1,0 +1,16 @@
+package server_test
+
+import (
+	"testing"
+
+	"github.com/sockit/sockit/internal/conntest"
+)
+
+// engines lists the engines every conformance test runs on.
+var engines = []string{"goroutine"}
+
+func TestSemantics(t *testing.T) {
+	for _, eng := range engines {
+		conntest.RunSemantics(t, eng)
+	}
+}

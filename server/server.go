@@ -1,0 +1,370 @@
+// Package server is the socketserver of Go: a Server owns listeners and
+// datagram endpoints, an engine that runs the protocols, the limits and hooks
+// that decide which peers are served, and the lifecycle (Serve, Shutdown,
+// Close).
+//
+// A Server's zero value is a valid configuration: the goroutine engine, a
+// goroutine per connection, no limits. Its methods are safe for concurrent use.
+// The fields must not be changed once serving has begun.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sockit/sockit/internal/engine"
+	"github.com/sockit/sockit/proto"
+)
+
+// ErrServerClosed is returned by Serve and ServePacket after Shutdown or Close.
+var ErrServerClosed = errors.New("sockit: server closed")
+
+// Concurrency is how stream connections are dispatched (socketserver's
+// mix-ins). It applies to the goroutine engine; event-loop engines serve every
+// connection on their loops.
+type Concurrency string
+
+// Concurrency modes.
+const (
+	// Goroutine serves each connection on its own goroutine (ThreadingMixIn).
+	// It is the default.
+	Goroutine Concurrency = "goroutine"
+	// Pool serves connections on Workers goroutines fed by a queue of Queue
+	// connections; a connection arriving to a full queue is closed at once and
+	// logged (seed 002's process pool).
+	Pool Concurrency = "pool"
+	// Serial serves one connection at a time (the plain TCPServer).
+	Serial Concurrency = "serial"
+)
+
+// ParseConcurrency parses a --concurrency value.
+func ParseConcurrency(s string) (Concurrency, error) {
+	switch c := Concurrency(s); c {
+	case Goroutine, Pool, Serial:
+		return c, nil
+	case "":
+		return Goroutine, nil
+	}
+	return "", fmt.Errorf("bad concurrency %q: want goroutine, pool or serial", s)
+}
+
+// Server serves protocols on listeners. See the package doc.
+type Server struct {
+	// Engine names the engine: "goroutine" (also ""), or "epoll" on Linux.
+	Engine string
+	// Loops is the number of event loops of the epoll engine; 0 means one
+	// per core.
+	Loops int
+	// Concurrency, Workers and Queue choose the dispatch of the goroutine
+	// engine. Workers <= 0 means 4; Queue 0 means Workers, < 0 means no queue
+	// (a connection is served only if a worker is free).
+	Concurrency Concurrency
+	Workers     int
+	Queue       int
+	// MaxConns bounds concurrent connections; a connection over the limit is
+	// accepted and closed at once (FIN, no bytes). 0 means no limit.
+	MaxConns int
+	// Allow and Deny filter peers by address (deny wins). With a non-empty
+	// Allow only peers in it are served. Peers without an IP address (Unix
+	// sockets) are not filtered.
+	Allow []netip.Prefix
+	Deny  []netip.Prefix
+	// IdleTimeout closes a connection with no bytes in either direction for
+	// this long; ReadTimeout one that began a message and did not finish it in
+	// time (slow-loris). Zero means never.
+	IdleTimeout time.Duration
+	ReadTimeout time.Duration
+	// Verify accepts or refuses a peer (socketserver's verify_request); a
+	// refused peer is closed at once. Nil accepts all.
+	Verify func(local, remote net.Addr) bool
+	// HandleError is called once for each connection whose protocol failed
+	// (panicked); serving continues (socketserver's handle_error).
+	HandleError func(remote net.Addr, err error)
+	// HandleTimeout is called when an idle or read timeout closes a
+	// connection (socketserver's handle_timeout).
+	HandleTimeout func(remote net.Addr, err error)
+	// Logger receives the server's events; nil means slog.Default().
+	Logger *slog.Logger
+
+	initOnce sync.Once
+	initErr  error
+	eng      engine.Engine
+	log      *slog.Logger
+	active   atomic.Int64
+	refused  rateLimit
+
+	mu        sync.Mutex
+	closing   bool
+	listeners map[net.Listener]struct{}
+	packets   map[net.PacketConn]struct{}
+	serving   sync.WaitGroup
+}
+
+func (s *Server) init() error {
+	s.initOnce.Do(func() {
+		s.log = s.Logger
+		if s.log == nil {
+			s.log = slog.Default()
+		}
+		s.listeners = make(map[net.Listener]struct{})
+		s.packets = make(map[net.PacketConn]struct{})
+		name := s.Engine
+		if name == "" {
+			name = "goroutine"
+		}
+		switch s.Concurrency {
+		case "", Goroutine, Pool, Serial:
+		default:
+			s.initErr = fmt.Errorf("sockit: bad concurrency %q: want goroutine, pool or serial", s.Concurrency)
+			return
+		}
+		s.eng, s.initErr = newEngine(name, engine.Config{Loops: s.Loops, Logger: s.log})
+	})
+	return s.initErr
+}
+
+// EngineName reports the engine the server runs on (after validating the
+// configuration).
+func (s *Server) EngineName() (string, error) {
+	if err := s.init(); err != nil {
+		return "", err
+	}
+	return s.eng.Name(), nil
+}
+
+func (s *Server) options(network string) engine.Options {
+	return engine.Options{
+		Logger:      s.log,
+		Network:     network,
+		Admit:       s.admit,
+		IdleTimeout: s.IdleTimeout,
+		ReadTimeout: s.ReadTimeout,
+		OnError:     s.HandleError,
+		OnTimeout:   s.HandleTimeout,
+		Mode:        engine.Mode(s.Concurrency),
+		Workers:     s.Workers,
+		Queue:       s.Queue,
+	}
+}
+
+// Serve accepts connections on ln and runs a protocol made by f for each. It
+// blocks until Shutdown or Close, then returns ErrServerClosed; a permanent
+// accept error is returned as it is. ln is closed when Serve returns.
+func (s *Server) Serve(ln net.Listener, f proto.Factory) error {
+	if err := s.init(); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	if !s.track(ln, nil) {
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	defer s.serving.Done()
+	err := s.eng.ServeListener(ln, f, s.options(ln.Addr().Network()))
+	s.untrack(ln, nil)
+	_ = ln.Close()
+	if s.isClosing() || err == nil {
+		return ErrServerClosed
+	}
+	return err
+}
+
+// ServePacket runs p on the datagram endpoint pc until Shutdown or Close, then
+// returns ErrServerClosed. pc is closed when ServePacket returns.
+func (s *Server) ServePacket(pc net.PacketConn, p proto.DatagramProtocol) error {
+	if err := s.init(); err != nil {
+		_ = pc.Close()
+		return err
+	}
+	if !s.track(nil, pc) {
+		_ = pc.Close()
+		return ErrServerClosed
+	}
+	defer s.serving.Done()
+	err := s.eng.ServePacket(pc, p, s.options(pc.LocalAddr().Network()))
+	s.untrack(nil, pc)
+	_ = pc.Close()
+	if s.isClosing() || err == nil || errors.Is(err, engine.ErrEngineClosed) {
+		return ErrServerClosed
+	}
+	return err
+}
+
+func (s *Server) track(ln net.Listener, pc net.PacketConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	if ln != nil {
+		s.listeners[ln] = struct{}{}
+	}
+	if pc != nil {
+		s.packets[pc] = struct{}{}
+	}
+	s.serving.Add(1)
+	return true
+}
+
+func (s *Server) untrack(ln net.Listener, pc net.PacketConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.listeners, ln)
+	delete(s.packets, pc)
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// stopAccepting marks the server closing and closes every listener and
+// datagram endpoint. It reports whether the server had begun serving.
+func (s *Server) stopAccepting() bool {
+	s.mu.Lock()
+	s.closing = true
+	lns := make([]net.Listener, 0, len(s.listeners))
+	for ln := range s.listeners {
+		lns = append(lns, ln)
+	}
+	pcs := make([]net.PacketConn, 0, len(s.packets))
+	for pc := range s.packets {
+		pcs = append(pcs, pc)
+	}
+	s.mu.Unlock()
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	for _, pc := range pcs {
+		_ = pc.Close()
+	}
+	return s.eng != nil
+}
+
+// Shutdown stops accepting at once (listeners are closed, so new connections
+// are refused), lets in-flight connections finish their current message
+// exchange, closes idle ones and waits for all of them. When ctx ends first,
+// the rest are aborted and ctx.Err() is returned. Called from a protocol
+// callback it does not wait for that callback's own connection. It is safe to
+// call more than once; a server that never served returns at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	_ = s.init()
+	if !s.stopAccepting() {
+		return nil
+	}
+	err := s.eng.Shutdown(ctx)
+	return err
+}
+
+// Close closes every listener and aborts every connection at once.
+func (s *Server) Close() error {
+	_ = s.init()
+	if !s.stopAccepting() {
+		return nil
+	}
+	return s.eng.Close()
+}
+
+// ActiveConns reports the number of admitted connections now open.
+func (s *Server) ActiveConns() int { return int(s.active.Load()) }
+
+// admit applies Allow/Deny, MaxConns and Verify to a new connection.
+func (s *Server) admit(c net.Conn) (func(), bool) {
+	remote := c.RemoteAddr()
+	if ip, ok := addrIP(remote); ok && !s.allowed(ip) {
+		s.refused.log(s.log, "peer refused by --allow/--deny", "peer", remote.String())
+		return nil, false
+	}
+	if s.MaxConns > 0 {
+		if s.active.Add(1) > int64(s.MaxConns) {
+			s.active.Add(-1)
+			s.refused.log(s.log, "connection refused: --max-conns reached", "peer", remote.String(), "max_conns", s.MaxConns)
+			return nil, false
+		}
+	} else {
+		s.active.Add(1)
+	}
+	if s.Verify != nil && !s.Verify(c.LocalAddr(), remote) {
+		s.active.Add(-1)
+		s.refused.log(s.log, "peer refused by verify", "peer", remote.String())
+		return nil, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { s.active.Add(-1) }) }, true
+}
+
+func (s *Server) allowed(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range s.Deny {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	if len(s.Allow) == 0 {
+		return true
+	}
+	for _, p := range s.Allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func addrIP(a net.Addr) (netip.Addr, bool) {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ip, ok := netip.AddrFromSlice(a.IP)
+		return ip.Unmap(), ok
+	case *net.UDPAddr:
+		ip, ok := netip.AddrFromSlice(a.IP)
+		return ip.Unmap(), ok
+	}
+	return netip.Addr{}, false
+}
+
+// ParsePrefix parses an --allow/--deny value: a CIDR or a single address.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("bad address or CIDR %q", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// rateLimit logs at most one message per second (the rest are counted and
+// reported with the next one).
+type rateLimit struct {
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+func (r *rateLimit) log(l *slog.Logger, msg string, args ...any) {
+	r.mu.Lock()
+	now := time.Now()
+	if now.Sub(r.last) < time.Second {
+		r.skipped++
+		r.mu.Unlock()
+		return
+	}
+	skipped := r.skipped
+	r.last, r.skipped = now, 0
+	r.mu.Unlock()
+	if skipped > 0 {
+		args = append(args, "suppressed", skipped)
+	}
+	l.Warn(msg, args...)
+}
