@@ -48,7 +48,7 @@ type conn struct {
 	local  net.Addr
 	remote net.Addr
 	direct func([]byte) (int, error) // non-blocking write, nil for TLS
-	packet bool                       // SOCK_SEQPACKET: every Write is one packet
+	packet bool                      // SOCK_SEQPACKET: every Write is one packet
 
 	loopGID  atomic.Uint64 // goroutine running the callbacks
 	activity atomic.Int64  // unix nanos of the last byte moved (idle timeout)

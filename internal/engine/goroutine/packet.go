@@ -205,4 +205,3 @@ func (ep *packetEndpoint) AfterFunc(d time.Duration, f func()) proto.Timer {
 func (ep *packetEndpoint) LocalAddr() net.Addr { return ep.pc.LocalAddr() }
 
 var _ proto.DatagramTransport = (*packetEndpoint)(nil)
-
