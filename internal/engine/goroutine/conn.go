@@ -211,7 +211,7 @@ func (c *conn) serve() {
 // deliver hands data to the protocol and keeps the read timeout's clock.
 func (c *conn) deliver(data []byte) {
 	c.touch()
-	c.callback(func() { c.p.OnData(data) })
+	c.callData(data)
 	if c.idler == nil {
 		return
 	}
@@ -295,15 +295,31 @@ func (c *conn) wakeLocked() {
 func (c *conn) callback(f func()) {
 	defer func() {
 		if v := recover(); v != nil {
-			perr := &engine.PanicError{Value: v, Stack: debug.Stack()}
-			c.log.Error("protocol panicked", "peer", addrString(c.remote), "panic", fmt.Sprint(v), "stack", string(perr.Stack))
-			if c.o.OnError != nil {
-				c.o.OnError(c.remote, perr)
-			}
-			c.closeNow(perr)
+			c.contain(v)
 		}
 	}()
 	f()
+}
+
+// contain handles a recovered panic: logged with the peer, reported to
+// OnError, the connection aborted with the panic as OnClose's error.
+func (c *conn) contain(v any) {
+	perr := &engine.PanicError{Value: v, Stack: debug.Stack()}
+	c.log.Error("protocol panicked", "peer", addrString(c.remote), "panic", fmt.Sprint(v), "stack", string(perr.Stack))
+	if c.o.OnError != nil {
+		c.o.OnError(c.remote, perr)
+	}
+	c.closeNow(perr)
+}
+
+// callData is callback(OnData) without a closure, on the per-message path.
+func (c *conn) callData(data []byte) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.contain(v)
+		}
+	}()
+	c.p.OnData(data)
 }
 
 // finish runs once the socket is closed: OnClose exactly once, timers
@@ -434,7 +450,8 @@ func (c *conn) Write(b []byte) error {
 		defer c.mu.Unlock()
 		return c.writableLocked()
 	}
-	return c.Writev(b)
+	bufs := [1][]byte{b}
+	return c.writev(bufs[:])
 }
 
 func (c *conn) writableLocked() error {
@@ -448,7 +465,9 @@ func (c *conn) writableLocked() error {
 }
 
 // Writev queues bufs as one write.
-func (c *conn) Writev(bufs ...[]byte) error {
+func (c *conn) Writev(bufs ...[]byte) error { return c.writev(bufs) }
+
+func (c *conn) writev(bufs [][]byte) error {
 	total := 0
 	for _, b := range bufs {
 		total += len(b)

@@ -22,26 +22,43 @@ func directWriter(nc net.Conn) func(b []byte) (int, error) {
 	if err != nil {
 		return nil
 	}
-	return func(b []byte) (int, error) {
-		var n int
-		var werr error
-		err := rc.Write(func(fd uintptr) bool {
-			for {
-				n, werr = syscall.Write(int(fd), b)
-				if werr != syscall.EINTR {
-					return true // never wait for writability here
-				}
-			}
-		})
-		if err != nil {
-			return 0, err
+	d := &direct{rc: rc}
+	d.fn = d.write // one method value per connection, not one closure per write
+	return d.try
+}
+
+// direct holds the state of a non-blocking write so that no closure is
+// allocated per call. Its callers serialise calls (conn.mu).
+type direct struct {
+	rc  syscall.RawConn
+	fn  func(fd uintptr) bool
+	b   []byte
+	n   int
+	err error
+}
+
+func (d *direct) write(fd uintptr) bool {
+	for {
+		d.n, d.err = syscall.Write(int(fd), d.b)
+		if d.err != syscall.EINTR {
+			return true // never wait for writability here
 		}
-		if n < 0 {
-			n = 0
-		}
-		if errors.Is(werr, syscall.EAGAIN) {
-			werr = nil
-		}
-		return n, werr
 	}
+}
+
+func (d *direct) try(b []byte) (int, error) {
+	d.b = b
+	err := d.rc.Write(d.fn)
+	n, werr := d.n, d.err
+	d.b, d.err = nil, nil
+	if err != nil {
+		return 0, err
+	}
+	if n < 0 {
+		n = 0
+	}
+	if errors.Is(werr, syscall.EAGAIN) {
+		werr = nil
+	}
+	return n, werr
 }
