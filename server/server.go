@@ -277,8 +277,7 @@ func (s *Server) Close() error {
 func (s *Server) ActiveConns() int { return int(s.active.Load()) }
 
 // admit applies Allow/Deny, MaxConns and Verify to a new connection.
-func (s *Server) admit(c net.Conn) (func(), bool) {
-	remote := c.RemoteAddr()
+func (s *Server) admit(local, remote net.Addr) (func(), bool) {
 	if ip, ok := addrIP(remote); ok && !s.allowed(ip) {
 		s.refused.log(s.log, "peer refused by --allow/--deny", "peer", remote.String())
 		return nil, false
@@ -292,7 +291,7 @@ func (s *Server) admit(c net.Conn) (func(), bool) {
 	} else {
 		s.active.Add(1)
 	}
-	if s.Verify != nil && !s.Verify(c.LocalAddr(), remote) {
+	if s.Verify != nil && !s.Verify(local, remote) {
 		s.active.Add(-1)
 		s.refused.log(s.log, "peer refused by verify", "peer", remote.String())
 		return nil, false

@@ -43,7 +43,7 @@ type Options struct {
 	// refused connection is closed at once, with no bytes sent. release, if
 	// not nil, is called exactly once when an admitted connection ends. A nil
 	// Admit admits every connection.
-	Admit func(c net.Conn) (release func(), ok bool)
+	Admit func(local, remote net.Addr) (release func(), ok bool)
 	// IdleTimeout closes a connection with no bytes in either direction for
 	// this long; 0 means never.
 	IdleTimeout time.Duration

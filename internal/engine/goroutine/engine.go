@@ -166,7 +166,7 @@ func (e *Engine) admit(nc net.Conn, o *engine.Options) (func(), bool) {
 	if o.Admit == nil {
 		return nil, true
 	}
-	release, ok := o.Admit(nc)
+	release, ok := o.Admit(nc.LocalAddr(), nc.RemoteAddr())
 	if !ok {
 		_ = nc.Close()
 		return nil, false
