@@ -7,7 +7,7 @@ import (
 )
 
 // engines lists the engines every conformance test runs on.
-var engines = []string{"goroutine"}
+var engines = []string{"goroutine", "epoll"}
 
 func TestSemantics(t *testing.T) {
 	for _, eng := range engines {

@@ -1,3 +1,5 @@
+//go:build !linux
+
 package server
 
 import "github.com/sockit/sockit/internal/engine"

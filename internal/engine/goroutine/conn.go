@@ -111,7 +111,7 @@ func newConn(e *Engine, nc net.Conn, o *engine.Options, f proto.Factory) *conn {
 
 // serve runs the connection to its end on the calling goroutine.
 func (c *conn) serve() {
-	c.loopGID.Store(curGID())
+	c.loopGID.Store(engine.GoroutineID())
 	defer c.loopGID.Store(0)
 	c.touch()
 	if c.o.IdleTimeout > 0 {
@@ -535,7 +535,7 @@ func (c *conn) writev(bufs [][]byte) error {
 // deliverPause calls OnPauseWriting: synchronously when the Write came from
 // this connection's own callback, else as its next callback.
 func (c *conn) deliverPause() {
-	if gid := c.loopGID.Load(); gid != 0 && gid == curGID() {
+	if gid := c.loopGID.Load(); gid != 0 && gid == engine.GoroutineID() {
 		c.p.OnPauseWriting() // already inside a contained callback
 		return
 	}

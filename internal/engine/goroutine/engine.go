@@ -207,6 +207,14 @@ func (e *Engine) worker(queue chan net.Conn, o *engine.Options, f proto.Factory)
 	}
 }
 
+// ServeConn serves one connection that was accepted and admitted elsewhere
+// (the epoll engine hands over those it cannot run itself, such as TLS), on
+// the calling goroutine, until it ends. release, if not nil, runs at the end.
+func (e *Engine) ServeConn(nc net.Conn, f proto.Factory, opts engine.Options, release func()) {
+	e.wg.Add(1)
+	e.serveConn(nc, withDefaults(opts, e.log), f, release)
+}
+
 // serveConn serves one admitted connection on the calling goroutine; the
 // caller did e.wg.Add(1).
 func (e *Engine) serveConn(nc net.Conn, o *engine.Options, f proto.Factory, release func()) {
@@ -233,7 +241,7 @@ func (e *Engine) serveConn(nc net.Conn, o *engine.Options, f proto.Factory, rele
 // Shutdown ends every connection gracefully (see engine.Engine).
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.beginStop()
-	self := curGID()
+	self := engine.GoroutineID()
 	for _, c := range e.snapshot() {
 		c.shutdown()
 	}
@@ -266,7 +274,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 // callback never returns) for their goroutines.
 func (e *Engine) Close() error {
 	e.beginStop()
-	e.abortAll(nil, curGID())
+	e.abortAll(nil, engine.GoroutineID())
 	for _, p := range e.snapshotPackets() {
 		p.close()
 	}

@@ -63,7 +63,7 @@ func (e *Engine) ServePacket(pc net.PacketConn, p proto.DatagramProtocol, opts e
 }
 
 func (ep *packetEndpoint) serve() {
-	ep.loopGID.Store(curGID())
+	ep.loopGID.Store(engine.GoroutineID())
 	defer ep.loopGID.Store(0)
 	ep.callback(func() { ep.p.OnOpen(ep) })
 	buf := make([]byte, maxDatagram)

@@ -1,8 +1,8 @@
-package goroutine
+package engine
 
 import "runtime"
 
-// curGID returns the current goroutine's id, parsed from the first line of its
+// GoroutineID returns the current goroutine's id, parsed from the first line of its
 // stack trace ("goroutine 123 [running]:").
 //
 // Go deliberately has no goroutine-local storage, but SEMANTICS.md asks for a
@@ -13,7 +13,7 @@ import "runtime"
 // connection's loop goroutine, so "am I in a callback of c" is "am I c's loop
 // goroutine". This costs about a microsecond and is only paid on those rare
 // paths (crossing the high watermark, Shutdown), never per message.
-func curGID() uint64 {
+func GoroutineID() uint64 {
 	var buf [64]byte
 	n := runtime.Stack(buf[:], false)
 	const prefix = "goroutine "

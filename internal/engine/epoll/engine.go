@@ -1,0 +1,375 @@
+//go:build linux
+
+// Package epoll is the Linux event-loop engine: a few loops (one per core by
+// default), each an epoll instance running the callbacks of the connections
+// it owns on one goroutine, with non-blocking sockets, one shared read buffer
+// per loop (an idle connection holds no buffer), direct writes and writev
+// when the write buffer is empty, and an eventfd for wake-ups from other
+// goroutines. Lock order: LOCKS.md beside this file.
+package epoll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sockit/sockit/internal/engine"
+	"github.com/sockit/sockit/internal/engine/goroutine"
+	"github.com/sockit/sockit/proto"
+)
+
+// Engine is the epoll engine. It is safe for concurrent use.
+type Engine struct {
+	log   *slog.Logger
+	nloop int
+	next  atomic.Uint32
+
+	// fallback serves what the loops cannot: connections without a raw
+	// socket (TLS) and datagram endpoints.
+	fallback *goroutine.Engine
+
+	startOnce sync.Once
+	startErr  error
+	loops     []*loop
+
+	mu       sync.Mutex
+	stopping bool
+	live     int           // connections on the loops
+	changed  chan struct{} // closed and replaced when live drops
+}
+
+var _ engine.Engine = (*Engine)(nil)
+
+// New makes an epoll engine with cfg.Loops loops (GOMAXPROCS when 0). The
+// loops start with the first Serve call.
+func New(cfg engine.Config) (*Engine, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	n := cfg.Loops
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	return &Engine{
+		log:      log,
+		nloop:    n,
+		fallback: goroutine.New(cfg),
+		changed:  make(chan struct{}),
+	}, nil
+}
+
+// Name is "epoll".
+func (e *Engine) Name() string { return "epoll" }
+
+func (e *Engine) start() error {
+	e.startOnce.Do(func() {
+		for i := 0; i < e.nloop; i++ {
+			l, err := newLoop(e)
+			if err != nil {
+				e.startErr = fmt.Errorf("sockit: epoll engine: %w", err)
+				for _, l := range e.loops {
+					l.stop()
+				}
+				e.loops = nil
+				return
+			}
+			e.loops = append(e.loops, l)
+			go l.run()
+		}
+	})
+	return e.startErr
+}
+
+func (e *Engine) isStopping() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stopping
+}
+
+// ServeListener accepts on ln and hands each connection's socket to a loop,
+// round robin. Accepting through ln keeps Go's accept semantics (a Close of
+// ln stops accepting at once, for TCP and Unix listeners alike) at the cost of
+// a dup and a close per connection.
+func (e *Engine) ServeListener(ln net.Listener, f proto.Factory, opts engine.Options) error {
+	if err := e.start(); err != nil {
+		return err
+	}
+	if e.isStopping() {
+		return engine.ErrEngineClosed
+	}
+	o := opts
+	if o.Logger == nil {
+		o.Logger = e.log
+	}
+	var backoff engine.Backoff
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || e.isStopping() {
+				return nil
+			}
+			if !engine.Temporary(err) {
+				return err
+			}
+			d := backoff.Next()
+			o.Logger.Warn("accept failed; backing off", "err", err, "retry_in", d)
+			time.Sleep(d)
+			continue
+		}
+		backoff.Reset()
+		if e.isStopping() {
+			_ = nc.Close()
+			continue
+		}
+		var release func()
+		if o.Admit != nil {
+			r, ok := o.Admit(nc.LocalAddr(), nc.RemoteAddr())
+			if !ok {
+				_ = nc.Close()
+				continue
+			}
+			release = r
+		}
+		fd, packet, err := detach(nc)
+		if err != nil {
+			// No raw socket (TLS, a wrapped conn): the goroutine engine
+			// serves it, with the same semantics.
+			go e.fallback.ServeConn(nc, f, o, release)
+			continue
+		}
+		l := e.loops[int(e.next.Add(1))%len(e.loops)]
+		local, remote := nc.LocalAddr(), nc.RemoteAddr()
+		e.addLive()
+		oc := &o
+		l.post(func() { l.open(fd, packet, local, remote, f, oc, release) })
+	}
+}
+
+// detach takes the socket out of nc: a duplicate of its descriptor (still
+// non-blocking) is returned and nc is closed.
+func detach(nc net.Conn) (fd int, packet bool, err error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1, false, errors.New("no raw socket")
+	}
+	switch nc.(type) {
+	case *net.TCPConn, *net.UnixConn:
+	default:
+		return -1, false, errors.New("not a plain socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, false, err
+	}
+	var dupErr error
+	cerr := rc.Control(func(s uintptr) {
+		fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+		if dupErr == nil {
+			typ, _ := unix.GetsockoptInt(int(s), unix.SOL_SOCKET, unix.SO_TYPE)
+			packet = typ == unix.SOCK_SEQPACKET
+		}
+	})
+	if cerr != nil {
+		return -1, false, cerr
+	}
+	if dupErr != nil {
+		return -1, false, dupErr
+	}
+	_ = nc.Close()
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, false, err
+	}
+	return fd, packet, nil
+}
+
+// open makes and registers a connection on the loop, then runs OnOpen.
+func (l *loop) open(fd int, packet bool, local, remote net.Addr, f proto.Factory, o *engine.Options, release func()) {
+	c := &conn{
+		l: l, fd: fd, o: o, local: local, remote: remote, packet: packet, release: release,
+		high: proto.DefaultHighWater, low: proto.DefaultHighWater / 4,
+	}
+	c.hard = c.high * proto.HardLimitFactor
+	ok := false
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				o.Logger.Error("protocol factory panicked", "peer", addrString(remote), "panic", v)
+			}
+		}()
+		c.p = f(proto.ConnInfo{LocalAddr: local, RemoteAddr: remote, Network: o.Network})
+		ok = c.p != nil
+	}()
+	if !ok {
+		unix.Close(fd)
+		if release != nil {
+			release()
+		}
+		l.e.connDone()
+		return
+	}
+	c.idler, _ = c.p.(proto.Idler)
+	if err := l.register(c); err != nil {
+		o.Logger.Error("epoll register failed", "peer", addrString(remote), "err", err)
+		unix.Close(fd)
+		if release != nil {
+			release()
+		}
+		l.e.connDone()
+		return
+	}
+	c.touch()
+	if o.IdleTimeout > 0 {
+		c.idleTimer = l.addTimer(o.IdleTimeout, c.checkIdle)
+	}
+	c.call(func() { c.p.OnOpen(c) })
+	if l.e.isStopping() {
+		c.shutdown()
+	}
+}
+
+func (e *Engine) addLive() {
+	e.mu.Lock()
+	e.live++
+	e.mu.Unlock()
+}
+
+func (e *Engine) connDone() {
+	e.mu.Lock()
+	e.live--
+	close(e.changed)
+	e.changed = make(chan struct{})
+	e.mu.Unlock()
+}
+
+// ServePacket runs a datagram endpoint (on the goroutine engine's datagram
+// loop).
+func (e *Engine) ServePacket(pc net.PacketConn, p proto.DatagramProtocol, o engine.Options) error {
+	if e.isStopping() {
+		return engine.ErrEngineClosed
+	}
+	return e.fallback.ServePacket(pc, p, o)
+}
+
+// Shutdown ends every connection gracefully. Called from a callback on a
+// loop, it cannot wait for that loop's own connections (the loop is busy
+// running the caller); it waits for the others.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	e.stopping = true
+	e.mu.Unlock()
+	var self *loop
+	for _, l := range e.loops {
+		if l.onLoop() {
+			self = l
+		}
+		l.post(func() {
+			for _, c := range l.conns {
+				c.shutdown()
+			}
+		})
+	}
+	fbErr := make(chan error, 1)
+	go func() { fbErr <- e.fallback.Shutdown(ctx) }()
+	err := e.waitLive(ctx, self)
+	if err != nil {
+		e.abortAll(engine.ErrShutdown)
+		_ = e.waitLive(timeoutCtx(2*time.Second), self)
+	}
+	if ferr := <-fbErr; err == nil {
+		err = ferr
+	}
+	e.stopLoops(self)
+	return err
+}
+
+// waitLive waits until no connection is live on the loops (but self's).
+func (e *Engine) waitLive(ctx context.Context, self *loop) error {
+	for {
+		e.mu.Lock()
+		live := e.live
+		ch := e.changed
+		e.mu.Unlock()
+		if self != nil {
+			live -= len(self.conns) // read racily only by self's own goroutine
+		}
+		if live <= 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func timeoutCtx(d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	_ = cancel // released by the timeout
+	return ctx
+}
+
+func (e *Engine) abortAll(cause error) {
+	for _, l := range e.loops {
+		l.post(func() {
+			for _, c := range l.conns {
+				c.lose(cause)
+			}
+		})
+	}
+}
+
+// stopLoops ends the loops once their connections are gone; the caller's own
+// loop (Shutdown from a callback) ends after the callback returns.
+func (e *Engine) stopLoops(self *loop) {
+	for _, l := range e.loops {
+		l.stop()
+	}
+	for _, l := range e.loops {
+		if l == self {
+			continue
+		}
+		select {
+		case <-l.done:
+		case <-time.After(2 * time.Second):
+			e.log.Warn("event loop did not stop in time")
+		}
+	}
+}
+
+// Close aborts every connection and stops the loops.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	e.stopping = true
+	e.mu.Unlock()
+	var self *loop
+	for _, l := range e.loops {
+		if l.onLoop() {
+			self = l
+		}
+	}
+	e.abortAll(nil)
+	_ = e.waitLive(timeoutCtx(2*time.Second), self)
+	_ = e.fallback.Close()
+	e.stopLoops(self)
+	return nil
+}
+
+// stop makes the loop exit once it has no connections left.
+func (l *loop) stop() {
+	l.mu.Lock()
+	l.stopping = true
+	l.mu.Unlock()
+	l.wake()
+}

@@ -1,0 +1,231 @@
+//go:build linux
+
+package epoll
+
+import (
+	"container/heap"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sockit/sockit/internal/engine"
+)
+
+// readBufSize is the one read buffer a loop shares among its connections: a
+// raw message is what one read of up to 64 KiB returned, and an idle
+// connection holds no read buffer at all.
+const readBufSize = 64 << 10
+
+// loop is one event loop: an epoll instance, an eventfd for wake-ups from
+// other goroutines, a task queue, a timer heap and the connections it owns.
+// Everything but the task queue is touched only by the loop's goroutine.
+type loop struct {
+	e    *Engine
+	epfd int
+	efd  int
+	buf  []byte
+	gid  atomic.Uint64
+
+	conns   map[int]*conn
+	timers  timerHeap
+	current *conn // whose callback is running, for synchronous OnPauseWriting
+	now     time.Time
+
+	mu       sync.Mutex
+	tasks    []func()
+	spare    []func()
+	awake    atomic.Bool // a wake-up is pending: no need to write the eventfd
+	stopping bool
+	quit     bool
+	done     chan struct{}
+}
+
+func newLoop(e *Engine) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(efd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(efd)
+		return nil, err
+	}
+	return &loop{
+		e:     e,
+		epfd:  epfd,
+		efd:   efd,
+		buf:   make([]byte, readBufSize),
+		conns: make(map[int]*conn),
+		done:  make(chan struct{}),
+	}, nil
+}
+
+// onLoop reports whether the caller is this loop's goroutine.
+func (l *loop) onLoop() bool {
+	gid := l.gid.Load()
+	return gid != 0 && gid == engine.GoroutineID()
+}
+
+// post queues f to run on the loop and wakes it.
+func (l *loop) post(f func()) {
+	l.mu.Lock()
+	if l.quit {
+		l.mu.Unlock()
+		return
+	}
+	l.tasks = append(l.tasks, f)
+	l.mu.Unlock()
+	l.wake()
+}
+
+func (l *loop) wake() {
+	if l.awake.CompareAndSwap(false, true) {
+		var one = [8]byte{1}
+		for {
+			_, err := unix.Write(l.efd, one[:])
+			if err != unix.EINTR {
+				return
+			}
+		}
+	}
+}
+
+func (l *loop) runTasks() {
+	for {
+		l.mu.Lock()
+		tasks := l.tasks
+		l.tasks = l.spare[:0]
+		l.mu.Unlock()
+		if len(tasks) == 0 {
+			l.spare = tasks
+			return
+		}
+		for i, f := range tasks {
+			f()
+			tasks[i] = nil
+		}
+		l.spare = tasks
+	}
+}
+
+// run is the loop's goroutine.
+func (l *loop) run() {
+	defer close(l.done)
+	l.gid.Store(engine.GoroutineID())
+	events := make([]unix.EpollEvent, 256)
+	for {
+		timeout := -1
+		if len(l.timers) > 0 {
+			d := time.Until(l.timers[0].when)
+			timeout = int((d + time.Millisecond - 1) / time.Millisecond)
+			if timeout < 0 {
+				timeout = 0
+			}
+		}
+		n, err := unix.EpollWait(l.epfd, events, timeout)
+		if err != nil && err != unix.EINTR {
+			l.e.log.Error("epoll_wait failed; loop stops", "err", err)
+			return
+		}
+		for i := 0; i < n; i++ {
+			ev := &events[i]
+			fd := int(ev.Fd)
+			if fd == l.efd {
+				var b [8]byte
+				_, _ = unix.Read(l.efd, b[:])
+				l.awake.Store(false)
+				continue
+			}
+			if c := l.conns[fd]; c != nil {
+				c.handle(ev.Events)
+			}
+		}
+		l.runTasks()
+		l.runTimers()
+		l.mu.Lock()
+		exit := l.stopping && len(l.conns) == 0 && len(l.tasks) == 0
+		if exit {
+			l.quit = true
+		}
+		l.mu.Unlock()
+		if exit {
+			for _, c := range l.conns {
+				c.closeFD(engine.ErrShutdown)
+			}
+			unix.Close(l.epfd)
+			unix.Close(l.efd)
+			return
+		}
+	}
+}
+
+// register adds a connection's fd to the loop's epoll set.
+func (l *loop) register(c *conn) error {
+	l.conns[c.fd] = c
+	c.events = unix.EPOLLIN | unix.EPOLLRDHUP
+	ev := unix.EpollEvent{Events: c.events, Fd: int32(c.fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+		delete(l.conns, c.fd)
+		return err
+	}
+	c.registered = true
+	return nil
+}
+
+// ---- timers ----------------------------------------------------------------
+
+// timer is an AfterFunc callback or an engine timeout, run on the loop.
+type timer struct {
+	when  time.Time
+	f     func()
+	state atomic.Int32 // 0 pending, 1 ran, 2 stopped
+	index int
+}
+
+func (t *timer) Stop() bool { return t.state.CompareAndSwap(0, 2) }
+
+type timerHeap []*timer
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].when.Before(h[j].when) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].index = i; h[j].index = j }
+func (h *timerHeap) Push(x any)        { t := x.(*timer); t.index = len(*h); *h = append(*h, t) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return t
+}
+
+// addTimer schedules f after d on the loop; callable from any goroutine.
+func (l *loop) addTimer(d time.Duration, f func()) *timer {
+	t := &timer{when: time.Now().Add(d), f: f}
+	if l.onLoop() {
+		heap.Push(&l.timers, t)
+	} else {
+		l.post(func() { heap.Push(&l.timers, t) })
+	}
+	return t
+}
+
+func (l *loop) runTimers() {
+	if len(l.timers) == 0 {
+		return
+	}
+	now := time.Now()
+	for len(l.timers) > 0 && !l.timers[0].when.After(now) {
+		t := heap.Pop(&l.timers).(*timer)
+		if t.state.CompareAndSwap(0, 1) {
+			t.f()
+		}
+	}
+}
