@@ -4,6 +4,9 @@ package epoll
 
 import (
 	"container/heap"
+	"errors"
+	"os"
+	"syscall"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +30,18 @@ type loop struct {
 	efd  int
 	buf  []byte
 	gid  atomic.Uint64
+
+	// The epoll descriptor is itself waited on through Go's netpoller (an
+	// epoll fd is readable when it has events), so an idle loop parks like
+	// any goroutine instead of holding an OS thread in epoll_wait, and wakes
+	// with the scheduler's latency rather than a blocked syscall's.
+	file     *os.File
+	raw      syscall.RawConn
+	events   []unix.EpollEvent
+	nready   int
+	waitErr  error
+	waitFn   func(fd uintptr) bool
+	deadline time.Time
 
 	conns   map[int]*conn
 	timers  timerHeap
@@ -58,14 +73,63 @@ func newLoop(e *Engine) (*loop, error) {
 		unix.Close(efd)
 		return nil, err
 	}
-	return &loop{
-		e:     e,
-		epfd:  epfd,
-		efd:   efd,
-		buf:   make([]byte, readBufSize),
-		conns: make(map[int]*conn),
-		done:  make(chan struct{}),
-	}, nil
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(efd)
+		return nil, err
+	}
+	l := &loop{
+		e:      e,
+		epfd:   epfd,
+		efd:    efd,
+		buf:    make([]byte, readBufSize),
+		conns:  make(map[int]*conn),
+		done:   make(chan struct{}),
+		events: make([]unix.EpollEvent, 256),
+	}
+	l.file = os.NewFile(uintptr(epfd), "sockit-epoll")
+	raw, err := l.file.SyscallConn()
+	if err != nil {
+		l.file.Close()
+		unix.Close(efd)
+		return nil, err
+	}
+	l.raw = raw
+	l.waitFn = l.poll
+	return l, nil
+}
+
+// poll collects ready events without blocking; returning false makes the
+// netpoller park the goroutine until the epoll descriptor is readable.
+func (l *loop) poll(fd uintptr) bool {
+	for {
+		l.nready, l.waitErr = unix.EpollWait(int(fd), l.events, 0)
+		if l.waitErr != unix.EINTR {
+			break
+		}
+	}
+	return l.nready > 0 || l.waitErr != nil
+}
+
+// wait blocks until events are ready or the next timer is due.
+func (l *loop) wait() (int, error) {
+	var next time.Time
+	if len(l.timers) > 0 {
+		next = l.timers[0].when
+	}
+	if !next.Equal(l.deadline) {
+		l.deadline = next
+		_ = l.file.SetReadDeadline(next)
+	}
+	l.nready = 0
+	err := l.raw.Read(l.waitFn)
+	if err == nil {
+		err = l.waitErr
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, nil
+	}
+	return l.nready, err
 }
 
 // onLoop reports whether the caller is this loop's goroutine.
@@ -120,19 +184,11 @@ func (l *loop) runTasks() {
 func (l *loop) run() {
 	defer close(l.done)
 	l.gid.Store(engine.GoroutineID())
-	events := make([]unix.EpollEvent, 256)
+	events := l.events
 	for {
-		timeout := -1
-		if len(l.timers) > 0 {
-			d := time.Until(l.timers[0].when)
-			timeout = int((d + time.Millisecond - 1) / time.Millisecond)
-			if timeout < 0 {
-				timeout = 0
-			}
-		}
-		n, err := unix.EpollWait(l.epfd, events, timeout)
-		if err != nil && err != unix.EINTR {
-			l.e.log.Error("epoll_wait failed; loop stops", "err", err)
+		n, err := l.wait()
+		if err != nil {
+			l.e.log.Error("epoll wait failed; loop stops", "err", err)
 			return
 		}
 		for i := 0; i < n; i++ {
@@ -160,7 +216,7 @@ func (l *loop) run() {
 			for _, c := range l.conns {
 				c.closeFD(engine.ErrShutdown)
 			}
-			unix.Close(l.epfd)
+			l.file.Close() // closes epfd
 			unix.Close(l.efd)
 			return
 		}
