@@ -1,0 +1,7 @@
+//go:build !(darwin || ios || freebsd || netbsd || openbsd || dragonfly)
+
+package endpoint
+
+// maxUnixPath is the longest Unix socket path: sockaddr_un.sun_path holds
+// 108 bytes on Linux and Windows, one of them the terminating NUL.
+const maxUnixPath = 107
