@@ -176,6 +176,25 @@ func (s *Server) Serve(ln net.Listener, f proto.Factory) error {
 	return err
 }
 
+// ServeConn runs a protocol made by f on nc, a connection dialed or accepted
+// elsewhere (a client's connections, a load generator's), on the server's
+// engine: on the epoll engine the connection joins the event loops. It returns
+// at once; the connection ends by itself or with Shutdown or Close. No limit or
+// hook applies: the caller chose this connection.
+func (s *Server) ServeConn(nc net.Conn, f proto.Factory) error {
+	if err := s.init(); err != nil {
+		_ = nc.Close()
+		return err
+	}
+	if s.isClosing() {
+		_ = nc.Close()
+		return ErrServerClosed
+	}
+	o := s.options(nc.RemoteAddr().Network())
+	o.Admit = nil
+	return s.eng.ServeConn(nc, f, o, nil)
+}
+
 // ServePacket runs p on the datagram endpoint pc until Shutdown or Close, then
 // returns ErrServerClosed. pc is closed when ServePacket returns.
 func (s *Server) ServePacket(pc net.PacketConn, p proto.DatagramProtocol) error {

@@ -253,3 +253,43 @@ func TestActiveConnsCountsAndReleases(t *testing.T) {
 	b.Close()
 	conntest.Eventually(t, 5*time.Second, "none active", func() bool { return env.Srv.ActiveConns() == 0 })
 }
+
+// TestServeConnRunsDialedConnections hands dialed client connections to the
+// server's engine (how a load generator puts its connections on the loops).
+func TestServeConnRunsDialedConnections(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			s := &server.Server{Engine: eng}
+			defer s.Close()
+			const n = 20
+			for i := 0; i < n; i++ {
+				c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.ServeConn(c, echoFactory(0)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := 0; i < n; i++ {
+				peer, err := ln.Accept()
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = peer.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err := peer.Write([]byte("ping")); err != nil {
+					t.Fatal(err)
+				}
+				if got := conntest.ReadN(t, peer, 4); string(got) != "ping" {
+					t.Fatalf("got %q", got)
+				}
+				peer.Close()
+			}
+		})
+	}
+}

@@ -97,6 +97,12 @@ type Engine interface {
 	// it; any other permanent accept error is returned) and leaves the admitted connections to Shutdown or Close. Temporary
 	// accept errors back off (5 ms doubling to 1 s) and never end the loop.
 	ServeListener(ln net.Listener, f proto.Factory, o Options) error
+	// ServeConn runs a protocol made by f on nc, a connection accepted or
+	// dialed elsewhere (a load generator's client connections, say). It
+	// returns at once; the connection is the engine's from then on and ends
+	// with Shutdown or Close like any other. release, if not nil, runs when
+	// it ends.
+	ServeConn(nc net.Conn, f proto.Factory, o Options, release func()) error
 	// ServePacket runs p on pc until pc is closed, then returns nil.
 	ServePacket(pc net.PacketConn, p proto.DatagramProtocol, o Options) error
 	// Shutdown stops admitting connections, closes idle ones, lets busy ones

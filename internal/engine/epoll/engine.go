@@ -140,19 +140,41 @@ func (e *Engine) ServeListener(ln net.Listener, f proto.Factory, opts engine.Opt
 			}
 			release = r
 		}
-		fd, packet, err := detach(nc)
-		if err != nil {
-			// No raw socket (TLS, a wrapped conn): the goroutine engine
-			// serves it, with the same semantics.
-			go e.fallback.ServeConn(nc, f, o, release)
-			continue
-		}
-		l := e.loops[int(e.next.Add(1))%len(e.loops)]
-		local, remote := nc.LocalAddr(), nc.RemoteAddr()
-		e.addLive()
-		oc := &o
-		l.post(func() { l.open(fd, packet, local, remote, f, oc, release) })
+		_ = e.serveConn(nc, f, &o, release)
 	}
+}
+
+// ServeConn runs f on nc, accepted or dialed elsewhere, on one of the loops.
+func (e *Engine) ServeConn(nc net.Conn, f proto.Factory, opts engine.Options, release func()) error {
+	if err := e.start(); err != nil {
+		return err
+	}
+	if e.isStopping() {
+		_ = nc.Close()
+		if release != nil {
+			release()
+		}
+		return engine.ErrEngineClosed
+	}
+	o := opts
+	if o.Logger == nil {
+		o.Logger = e.log
+	}
+	return e.serveConn(nc, f, &o, release)
+}
+
+func (e *Engine) serveConn(nc net.Conn, f proto.Factory, o *engine.Options, release func()) error {
+	fd, packet, err := detach(nc)
+	if err != nil {
+		// No raw socket (TLS, a wrapped conn): the goroutine engine serves
+		// it, with the same semantics.
+		return e.fallback.ServeConn(nc, f, *o, release)
+	}
+	l := e.loops[int(e.next.Add(1))%len(e.loops)]
+	local, remote := nc.LocalAddr(), nc.RemoteAddr()
+	e.addLive()
+	l.post(func() { l.open(fd, packet, local, remote, f, o, release) })
+	return nil
 }
 
 // detach takes the socket out of nc: a duplicate of its descriptor (still

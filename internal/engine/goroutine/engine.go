@@ -207,12 +207,20 @@ func (e *Engine) worker(queue chan net.Conn, o *engine.Options, f proto.Factory)
 	}
 }
 
-// ServeConn serves one connection that was accepted and admitted elsewhere
-// (the epoll engine hands over those it cannot run itself, such as TLS), on
-// the calling goroutine, until it ends. release, if not nil, runs at the end.
-func (e *Engine) ServeConn(nc net.Conn, f proto.Factory, opts engine.Options, release func()) {
+// ServeConn serves nc, accepted or dialed elsewhere, on a goroutine of its
+// own (the epoll engine also hands over the connections it cannot run itself,
+// such as TLS).
+func (e *Engine) ServeConn(nc net.Conn, f proto.Factory, opts engine.Options, release func()) error {
+	if e.isStopping() {
+		_ = nc.Close()
+		if release != nil {
+			release()
+		}
+		return engine.ErrEngineClosed
+	}
 	e.wg.Add(1)
-	e.serveConn(nc, withDefaults(opts, e.log), f, release)
+	go e.serveConn(nc, withDefaults(opts, e.log), f, release)
+	return nil
 }
 
 // serveConn serves one admitted connection on the calling goroutine; the
