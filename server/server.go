@@ -105,6 +105,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	packets   map[net.PacketConn]struct{}
 	serving   sync.WaitGroup
+	hset      *handlerSet
 }
 
 func (s *Server) init() error {
@@ -279,7 +280,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.stopAccepting() {
 		return nil
 	}
+	herr := make(chan error, 1)
+	go func() { herr <- s.shutdownHandlers(ctx) }()
 	err := s.eng.Shutdown(ctx)
+	if e := <-herr; err == nil {
+		err = e
+	}
 	return err
 }
 
@@ -289,6 +295,9 @@ func (s *Server) Close() error {
 	if !s.stopAccepting() {
 		return nil
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = s.shutdownHandlers(ctx)
 	return s.eng.Close()
 }
 

@@ -1,0 +1,186 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/sockit/sockit/internal/engine"
+)
+
+// HandlerFunc serves one connection in the blocking style of socketserver's
+// handle(): it owns c until it returns, after which c is closed. ctx is
+// cancelled when a shutdown's deadline passes (or on Close); a handler that
+// blocks in I/O is also unblocked then, because c is closed.
+type HandlerFunc func(ctx context.Context, c net.Conn)
+
+// ServeFunc accepts connections on ln and runs h for each, with the server's
+// limits and hooks (Allow/Deny, MaxConns, Verify, HandleError for a panicking
+// handler) and its Concurrency (goroutine per connection, Pool or Serial). It
+// is for commands that move bytes between sockets and processes (relays,
+// netcat's listen, --exec), where a protocol's callbacks would only get in the
+// way. It blocks until Shutdown or Close and returns ErrServerClosed.
+//
+// Shutdown stops accepting and waits for the handlers to return; at its
+// deadline their contexts are cancelled and their connections closed.
+// IdleTimeout and ReadTimeout are the handler's to apply.
+func (s *Server) ServeFunc(ln net.Listener, h HandlerFunc) error {
+	if err := s.init(); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	if !s.track(ln, nil) {
+		_ = ln.Close()
+		return ErrServerClosed
+	}
+	defer s.serving.Done()
+	defer s.untrack(ln, nil)
+	defer ln.Close()
+
+	var queue chan handled
+	var workers sync.WaitGroup
+	switch s.Concurrency {
+	case Pool:
+		n, q := s.Workers, s.Queue
+		if n <= 0 {
+			n = 4
+		}
+		if q == 0 {
+			q = n
+		} else if q < 0 {
+			q = 0
+		}
+		queue = make(chan handled, q)
+		for range n {
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				for hc := range queue {
+					s.runHandler(hc, h)
+				}
+			}()
+		}
+		defer func() { close(queue); workers.Wait() }()
+	}
+	var backoff engine.Backoff
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || s.isClosing() {
+				return ErrServerClosed
+			}
+			if !engine.Temporary(err) {
+				return err
+			}
+			d := backoff.Next()
+			s.log.Warn("accept failed; backing off", "err", err, "retry_in", d)
+			time.Sleep(d)
+			continue
+		}
+		backoff.Reset()
+		release, ok := s.admit(c.LocalAddr(), c.RemoteAddr())
+		if !ok {
+			_ = c.Close()
+			continue
+		}
+		hc := handled{c: c, release: release}
+		switch s.Concurrency {
+		case Serial:
+			s.runHandler(hc, h)
+		case Pool:
+			select {
+			case queue <- hc:
+			default:
+				s.log.Warn("worker queue full; connection closed", "peer", c.RemoteAddr().String(), "workers", s.Workers, "queue", s.Queue)
+				_ = c.Close()
+				release()
+			}
+		default:
+			go s.runHandler(hc, h)
+		}
+	}
+}
+
+type handled struct {
+	c       net.Conn
+	release func()
+}
+
+// handlerSet tracks the running handlers for Shutdown.
+type handlerSet struct {
+	mu      sync.Mutex
+	conns   map[net.Conn]context.CancelFunc
+	changed chan struct{}
+}
+
+func (s *Server) handlers() *handlerSet {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hset == nil {
+		s.hset = &handlerSet{conns: make(map[net.Conn]context.CancelFunc), changed: make(chan struct{})}
+	}
+	return s.hset
+}
+
+func (s *Server) runHandler(hc handled, h HandlerFunc) {
+	hs := s.handlers()
+	ctx, cancel := context.WithCancel(context.Background())
+	hs.mu.Lock()
+	hs.conns[hc.c] = cancel
+	hs.mu.Unlock()
+	defer func() {
+		if v := recover(); v != nil {
+			err := &engine.PanicError{Value: v, Stack: debug.Stack()}
+			s.log.Error("handler panicked", "peer", hc.c.RemoteAddr().String(), "panic", v, "stack", string(err.Stack))
+			if s.HandleError != nil {
+				s.HandleError(hc.c.RemoteAddr(), err)
+			}
+		}
+		cancel()
+		_ = hc.c.Close()
+		hc.release()
+		hs.mu.Lock()
+		delete(hs.conns, hc.c)
+		close(hs.changed)
+		hs.changed = make(chan struct{})
+		hs.mu.Unlock()
+	}()
+	if s.isClosing() {
+		return
+	}
+	h(ctx, hc.c)
+}
+
+// shutdownHandlers waits for the running handlers; at ctx's end it cancels
+// them and closes their connections.
+func (s *Server) shutdownHandlers(ctx context.Context) error {
+	s.mu.Lock()
+	hs := s.hset
+	s.mu.Unlock()
+	if hs == nil {
+		return nil
+	}
+	for {
+		hs.mu.Lock()
+		n := len(hs.conns)
+		ch := hs.changed
+		hs.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			hs.mu.Lock()
+			for c, cancel := range hs.conns {
+				cancel()
+				_ = c.Close()
+			}
+			hs.mu.Unlock()
+			return ctx.Err()
+		}
+	}
+}
