@@ -14,3 +14,9 @@ func TestSemantics(t *testing.T) {
 		conntest.RunSemantics(t, eng)
 	}
 }
+
+func TestDatagramSemantics(t *testing.T) {
+	for _, eng := range engines {
+		conntest.RunDatagramSemantics(t, eng)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/ipv4"
+
 	"github.com/sockit/sockit/internal/engine"
 	"github.com/sockit/sockit/proto"
 )
@@ -31,6 +33,15 @@ type packetEndpoint struct {
 	o  *engine.Options
 
 	loopGID atomic.Uint64
+
+	// Datagrams written from the callbacks of a received batch are sent
+	// together with one sendmmsg after the batch (Linux UDP).
+	bc       batchConn
+	wmu      sync.Mutex
+	batching bool
+	out      []ipv4.Message
+	outBufs  [][]byte
+	nout     int
 
 	mu     sync.Mutex
 	events []func()
@@ -66,61 +77,148 @@ func (ep *packetEndpoint) serve() {
 	ep.loopGID.Store(engine.GoroutineID())
 	defer ep.loopGID.Store(0)
 	ep.callback(func() { ep.p.OnOpen(ep) })
-	buf := make([]byte, maxDatagram)
-	var closeErr error
-	errorsInRow := 0
-	for {
-		ep.runEvents()
-		ep.mu.Lock()
-		if ep.closed {
-			ep.mu.Unlock()
-			break
-		}
-		if ep.woken {
-			ep.woken = false
-			_ = ep.pc.SetReadDeadline(time.Time{})
-		}
-		ep.inRead = true
-		ep.mu.Unlock()
-
-		n, addr, trunc, err := readDatagram(ep.pc, buf)
-
-		ep.mu.Lock()
-		ep.inRead = false
-		ep.mu.Unlock()
-		if err == nil {
-			errorsInRow = 0
-			if trunc {
-				ep.callback(func() { ep.p.OnError(ErrDatagramTooLarge) })
-				continue
-			}
-			data := buf[:n]
-			ep.callback(func() { ep.p.OnDatagram(data, addr) })
-			continue
-		}
-		var ne net.Error
-		switch {
-		case errors.As(err, &ne) && ne.Timeout():
-			// woken for an event
-		case errors.Is(err, net.ErrClosed):
-			ep.mu.Lock()
-			ep.closed = true
-			ep.mu.Unlock()
-		default:
-			// ICMP errors and the like: reported, the endpoint stays up. A
-			// socket that fails persistently is not allowed to spin.
-			ep.callback(func() { ep.p.OnError(err) })
-			errorsInRow++
-			if errorsInRow > 16 {
-				time.Sleep(10 * time.Millisecond)
-			}
-		}
+	if ep.bc = newBatchConn(ep.pc); ep.bc != nil {
+		ep.readBatches()
+	} else {
+		ep.readOneByOne()
 	}
 	ep.mu.Lock()
 	ep.events = nil
 	ep.done = true
 	ep.mu.Unlock()
-	ep.callback(func() { ep.p.OnClose(closeErr) })
+	ep.callback(func() { ep.p.OnClose(nil) })
+}
+
+// beforeRead runs pending events and arms the read; it reports false once the
+// endpoint is closed.
+func (ep *packetEndpoint) beforeRead() bool {
+	ep.runEvents()
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if ep.closed {
+		return false
+	}
+	if ep.woken {
+		ep.woken = false
+		_ = ep.pc.SetReadDeadline(time.Time{})
+	}
+	ep.inRead = true
+	return true
+}
+
+// readFailed handles a read error; it reports false when the endpoint ends.
+func (ep *packetEndpoint) readFailed(err error, errorsInRow *int) bool {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		// woken for an event
+	case errors.Is(err, net.ErrClosed):
+		ep.mu.Lock()
+		ep.closed = true
+		ep.mu.Unlock()
+		return false
+	default:
+		// ICMP errors and the like: reported, the endpoint stays up. A
+		// socket that fails persistently is not allowed to spin.
+		ep.callback(func() { ep.p.OnError(err) })
+		*errorsInRow++
+		if *errorsInRow > 16 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return true
+}
+
+// readBatches receives up to batchSize datagrams per system call and sends
+// the replies written meanwhile with one system call.
+func (ep *packetEndpoint) readBatches() {
+	msgs := make([]ipv4.Message, batchSize)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, maxDatagram)}
+	}
+	errorsInRow := 0
+	for ep.beforeRead() {
+		n, err := ep.bc.ReadBatch(msgs, 0)
+		ep.mu.Lock()
+		ep.inRead = false
+		ep.mu.Unlock()
+		if err != nil {
+			if !ep.readFailed(err, &errorsInRow) {
+				return
+			}
+			continue
+		}
+		errorsInRow = 0
+		ep.wmu.Lock()
+		ep.batching = true
+		ep.wmu.Unlock()
+		for i := 0; i < n; i++ {
+			m := &msgs[i]
+			if truncatedFlag(m.Flags) {
+				ep.callback(func() { ep.p.OnError(ErrDatagramTooLarge) })
+				continue
+			}
+			data, addr := m.Buffers[0][:m.N], m.Addr
+			ep.callback(func() { ep.p.OnDatagram(data, addr) })
+			m.Addr = nil
+		}
+		ep.flushBatch()
+	}
+}
+
+// flushBatch sends the datagrams queued during a batch.
+func (ep *packetEndpoint) flushBatch() {
+	ep.wmu.Lock()
+	ep.batching = false
+	err := ep.sendQueuedLocked()
+	ep.wmu.Unlock()
+	if err != nil {
+		ep.callback(func() { ep.p.OnError(err) })
+	}
+}
+
+func (ep *packetEndpoint) sendQueuedLocked() error {
+	var firstErr error
+	msgs := ep.out[:ep.nout]
+	for len(msgs) > 0 {
+		n, err := ep.bc.WriteBatch(msgs, 0)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			n = max(n, 1) // skip the datagram that failed
+		}
+		msgs = msgs[n:]
+	}
+	for i := 0; i < ep.nout; i++ {
+		ep.out[i].Addr = nil
+	}
+	ep.nout = 0
+	return firstErr
+}
+
+func (ep *packetEndpoint) readOneByOne() {
+	buf := make([]byte, maxDatagram)
+	errorsInRow := 0
+	for ep.beforeRead() {
+		n, addr, trunc, err := readDatagram(ep.pc, buf)
+		ep.mu.Lock()
+		ep.inRead = false
+		ep.mu.Unlock()
+		if err != nil {
+			if !ep.readFailed(err, &errorsInRow) {
+				return
+			}
+			continue
+		}
+		errorsInRow = 0
+		if trunc {
+			ep.callback(func() { ep.p.OnError(ErrDatagramTooLarge) })
+			continue
+		}
+		data := buf[:n]
+		ep.callback(func() { ep.p.OnDatagram(data, addr) })
+	}
 }
 
 func (ep *packetEndpoint) runEvents() {
@@ -174,8 +272,30 @@ func (ep *packetEndpoint) close() {
 	_ = ep.pc.Close()
 }
 
-// WriteTo sends one datagram.
+// WriteTo sends one datagram. While a received batch is being handled, the
+// datagram joins the batch of replies sent after it (an error then reaches
+// OnError rather than WriteTo's result).
 func (ep *packetEndpoint) WriteTo(b []byte, addr net.Addr) error {
+	if ep.bc != nil && len(b) > 0 && addr != nil {
+		ep.wmu.Lock()
+		if ep.batching {
+			if ep.nout == batchSize {
+				_ = ep.sendQueuedLocked()
+			}
+			if ep.nout == len(ep.out) {
+				ep.out = append(ep.out, ipv4.Message{Buffers: make([][]byte, 1)})
+				ep.outBufs = append(ep.outBufs, nil)
+			}
+			i := ep.nout
+			ep.outBufs[i] = append(ep.outBufs[i][:0], b...)
+			ep.out[i].Buffers[0] = ep.outBufs[i]
+			ep.out[i].Addr = addr
+			ep.nout++
+			ep.wmu.Unlock()
+			return nil
+		}
+		ep.wmu.Unlock()
+	}
 	var err error
 	if addr == nil {
 		c, ok := ep.pc.(net.Conn)
