@@ -7,7 +7,7 @@ import (
 )
 
 // engines lists the engines every conformance test runs on.
-var engines = []string{"goroutine", "epoll"}
+var engines = []string{"goroutine", "epoll", "epoll:1"}
 
 func TestSemantics(t *testing.T) {
 	for _, eng := range engines {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sockit/sockit/internal/conntest"
-	"github.com/sockit/sockit/server"
 )
 
 // openFDs counts this process's open file descriptors (Linux).
@@ -34,7 +33,7 @@ func TestShutdownLeaksNoFDs(t *testing.T) {
 				before := openFDs(t)
 				func() {
 					ln := conntest.Listen(t, tr)
-					srv := &server.Server{Engine: eng}
+					srv := conntest.NewServer(eng)
 					done := make(chan error, 1)
 					go func() { done <- srv.Serve(ln, echoFactory(0)) }()
 					var conns []net.Conn

@@ -264,7 +264,7 @@ func TestServeConnRunsDialedConnections(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			s := &server.Server{Engine: eng}
+			s := conntest.NewServer(eng)
 			defer s.Close()
 			const n = 20
 			for i := 0; i < n; i++ {

@@ -135,7 +135,7 @@ func startRecorder(t *testing.T, engineName string, dt DatagramTransport) (*dgra
 		t.Fatal(err)
 	}
 	rec := &dgramRecorder{closed: make(chan error, 1)}
-	srv := &server.Server{Engine: engineName}
+	srv := NewServer(engineName)
 	served := make(chan error, 1)
 	go func() { served <- srv.ServePacket(pc, rec) }()
 	t.Cleanup(func() {

@@ -14,6 +14,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,7 +88,8 @@ type Env struct {
 func Start(t testing.TB, engineName string, tr Transport, f proto.Factory, cfg func(*server.Server)) *Env {
 	t.Helper()
 	logs := &LogBuffer{}
-	srv := &server.Server{Engine: engineName, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	srv := NewServer(engineName)
+	srv.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if cfg != nil {
 		cfg(srv)
 	}
@@ -109,6 +112,17 @@ func Start(t testing.TB, engineName string, tr Transport, f proto.Factory, cfg f
 		}
 	})
 	return env
+}
+
+// NewServer returns a server on the named engine. "epoll:N" means the epoll
+// engine with N loops.
+func NewServer(engineName string) *server.Server {
+	name, loops, _ := strings.Cut(engineName, ":")
+	s := &server.Server{Engine: name}
+	if n, err := strconv.Atoi(loops); err == nil {
+		s.Loops = n
+	}
+	return s
 }
 
 // Dial connects to the server; the connection is closed when the test ends.
