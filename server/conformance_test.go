@@ -20,3 +20,15 @@ func TestDatagramSemantics(t *testing.T) {
 		conntest.RunDatagramSemantics(t, eng)
 	}
 }
+
+func TestServices(t *testing.T) {
+	for _, eng := range engines {
+		conntest.RunServices(t, eng)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	for _, eng := range engines {
+		conntest.RunBadInput(t, eng)
+	}
+}

@@ -89,7 +89,7 @@ func Start(t testing.TB, engineName string, tr Transport, f proto.Factory, cfg f
 	t.Helper()
 	logs := &LogBuffer{}
 	srv := NewServer(engineName)
-	srv.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv.Logger = NewLogger(logs)
 	if cfg != nil {
 		cfg(srv)
 	}
@@ -194,6 +194,11 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// NewLogger returns a debug-level text logger writing to w.
+func NewLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // LogBuffer collects a server's log output for assertions.

@@ -104,7 +104,7 @@ func (e *Engine) ServeListener(ln net.Listener, f proto.Factory, opts engine.Opt
 	if err := e.start(); err != nil {
 		return err
 	}
-	if e.isStopping() {
+	if e.isStopping() || len(e.loops) == 0 {
 		return engine.ErrEngineClosed
 	}
 	o := opts
@@ -149,7 +149,7 @@ func (e *Engine) ServeConn(nc net.Conn, f proto.Factory, opts engine.Options, re
 	if err := e.start(); err != nil {
 		return err
 	}
-	if e.isStopping() {
+	if e.isStopping() || len(e.loops) == 0 {
 		_ = nc.Close()
 		if release != nil {
 			release()
@@ -173,7 +173,14 @@ func (e *Engine) serveConn(nc net.Conn, f proto.Factory, o *engine.Options, rele
 	l := e.loops[int(e.next.Add(1))%len(e.loops)]
 	local, remote := nc.LocalAddr(), nc.RemoteAddr()
 	e.addLive()
-	l.post(func() { l.open(fd, packet, local, remote, f, o, release) })
+	if !l.post(func() { l.open(fd, packet, local, remote, f, o, release) }) {
+		unix.Close(fd)
+		if release != nil {
+			release()
+		}
+		e.connDone()
+		return engine.ErrEngineClosed
+	}
 	return nil
 }
 
@@ -290,6 +297,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	e.stopping = true
 	e.mu.Unlock()
+	e.startOnce.Do(func() {}) // wait for a start in progress; none after this
 	var self *loop
 	for _, l := range e.loops {
 		if l.onLoop() {
@@ -375,6 +383,7 @@ func (e *Engine) Close() error {
 	e.mu.Lock()
 	e.stopping = true
 	e.mu.Unlock()
+	e.startOnce.Do(func() {})
 	var self *loop
 	for _, l := range e.loops {
 		if l.onLoop() {

@@ -138,16 +138,18 @@ func (l *loop) onLoop() bool {
 	return gid != 0 && gid == engine.GoroutineID()
 }
 
-// post queues f to run on the loop and wakes it.
-func (l *loop) post(f func()) {
+// post queues f to run on the loop and wakes it. It reports false when the
+// loop has ended and f will never run.
+func (l *loop) post(f func()) bool {
 	l.mu.Lock()
 	if l.quit {
 		l.mu.Unlock()
-		return
+		return false
 	}
 	l.tasks = append(l.tasks, f)
 	l.mu.Unlock()
 	l.wake()
+	return true
 }
 
 func (l *loop) wake() {

@@ -1,0 +1,104 @@
+package service
+
+import (
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/sockit/sockit/frame"
+	"github.com/sockit/sockit/proto"
+)
+
+// daytime is RFC 867 (seed 001's UDP server): a stream connection gets the
+// time as one framed message (raw: the time + "\r\n") and is closed; input
+// is ignored. A datagram gets the time back, no newline.
+type daytime struct {
+	format   string
+	now      func() time.Time
+	spec     frame.Spec
+	greeting []byte
+	log      *slog.Logger
+}
+
+func newDaytime(cfg Config) (*Service, error) {
+	d := &daytime{
+		format:   cfg.TimeFormat,
+		now:      cfg.Now,
+		spec:     cfg.Frame,
+		greeting: cloneBytes(cfg.Greeting),
+		log:      cfg.Logger,
+	}
+	if d.format == "" {
+		d.format = DefaultTimeFormat
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	return &Service{Stream: d.newStream, NewDatagram: d.newDatagram}, nil
+}
+
+func (d *daytime) newStream(info proto.ConnInfo) proto.Protocol {
+	c := &daytimeConn{d: d, spec: d.spec}
+	if info.Network == "unixpacket" {
+		c.spec = frame.Spec{}
+	}
+	return c
+}
+
+func (d *daytime) newDatagram() proto.DatagramProtocol { return &daytimeDatagram{d: d} }
+
+type daytimeConn struct {
+	proto.Base
+	d    *daytime
+	spec frame.Spec
+}
+
+var (
+	_ proto.Protocol = (*daytimeConn)(nil)
+	_ proto.Idler    = (*daytimeConn)(nil)
+)
+
+func (c *daytimeConn) OnOpen(t proto.Transport) {
+	defer t.Close()
+	if len(c.d.greeting) > 0 {
+		if err := t.Write(c.d.greeting); err != nil {
+			return
+		}
+	}
+	now := c.d.now().AppendFormat(make([]byte, 0, 64), c.d.format)
+	var msg []byte
+	if c.spec.Kind == frame.Raw {
+		msg = append(now, '\r', '\n')
+	} else {
+		var err error
+		if msg, err = c.spec.Append(nil, now); err != nil {
+			logger(c.d.log).Warn("daytime reply cannot be framed, closing connection",
+				"peer", addrString(t.RemoteAddr()), "frame", c.spec.String(), "err", err)
+			return
+		}
+	}
+	_ = t.Write(msg)
+}
+
+// Idle is always true: daytime reads no messages.
+func (c *daytimeConn) Idle() bool { return true }
+
+type daytimeDatagram struct {
+	proto.DatagramBase
+	d   *daytime
+	t   proto.DatagramTransport
+	buf []byte
+}
+
+func (p *daytimeDatagram) OnOpen(t proto.DatagramTransport) { p.t = t }
+
+func (p *daytimeDatagram) OnDatagram(_ []byte, addr net.Addr) {
+	p.buf = p.d.now().AppendFormat(p.buf[:0], p.d.format)
+	if err := p.t.WriteTo(p.buf, addr); err != nil {
+		logger(p.d.log).Debug("datagram reply failed", "service", "daytime", "peer", addrString(addr), "err", err)
+	}
+}
+
+func (p *daytimeDatagram) OnError(err error) {
+	logger(p.d.log).Debug("datagram error", "service", "daytime", "err", err)
+}

@@ -1,0 +1,417 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/sockit/sockit/frame"
+	"github.com/sockit/sockit/proto"
+)
+
+// Action says what a message protocol does after a MessageFunc answered.
+type Action uint8
+
+// Actions.
+const (
+	// Reply sends the reply and carries on.
+	Reply Action = iota
+	// NoReply sends nothing and carries on.
+	NoReply
+	// ReplyAndClose sends the reply, then closes the stream connection
+	// (flushing it). On a datagram endpoint it is Reply.
+	ReplyAndClose
+	// Hangup closes the stream connection without replying. On a datagram
+	// endpoint it is NoReply.
+	Hangup
+)
+
+// MessageFunc answers one message: it appends the reply to out (empty, with
+// capacity reused from earlier replies), returns the extended slice and says
+// what to do with it. msg is only valid during the call. A MessageFunc must
+// be safe for concurrent use: it is called from every connection's callbacks.
+type MessageFunc func(out, msg []byte) (reply []byte, action Action)
+
+// MessageConfig configures a message protocol: socketserver's handler on a
+// framing. The zero value except OnMessage is valid: raw framing, the default
+// max frame, no greeting.
+type MessageConfig struct {
+	// Name names the service in logs ("" means "message").
+	Name string
+	// Frame is the stream framing; the zero value is raw. Datagrams and
+	// unixpacket connections ignore it: a packet is a message and a reply is
+	// one packet, unframed.
+	Frame frame.Spec
+	// MaxFrame bounds a message; <= 0 means frame.DefaultMaxFrame. A longer
+	// one gets frame.Spec.AppendError, is logged, and the connection closes.
+	MaxFrame int
+	// Greeting is written on every new stream connection before anything
+	// else; nil or empty means none.
+	Greeting []byte
+	// FrameGreeting frames Greeting as one message with the connection's
+	// framing; false sends it exactly as given.
+	FrameGreeting bool
+	// OnMessage answers each message. Required.
+	OnMessage MessageFunc
+	// OnDatagram answers each datagram; nil means OnMessage.
+	OnDatagram MessageFunc
+	// Text applies the text rule of raw framing (and of datagrams and
+	// unixpacket): a message's trailing "\n" or "\r\n" is set aside before
+	// OnMessage sees it and appended to its reply.
+	Text bool
+	// Logger receives framing errors (Warn, with the peer address); nil
+	// means slog.Default() at the time of logging.
+	Logger *slog.Logger
+}
+
+// MessageHandler runs a MessageFunc on stream connections (NewProtocol, a
+// proto.Factory) and datagram endpoints (NewDatagram). It is safe for
+// concurrent use; each protocol it makes belongs to one connection.
+type MessageHandler struct {
+	name     string
+	fn       MessageFunc
+	dgram    MessageFunc
+	text     bool
+	log      *slog.Logger
+	stream   messageMode // cfg.Frame
+	packet   messageMode // unixpacket: raw
+	maxFrame int
+}
+
+// messageMode is what a connection needs of its framing, computed once.
+type messageMode struct {
+	spec     frame.Spec
+	greeting []byte
+	errMsg   []byte // the framed "ERR frame too long"
+	text     bool   // the text rule applies (raw framing and Text)
+}
+
+// ErrNoMessageFunc is returned by NewMessageHandler without OnMessage.
+var ErrNoMessageFunc = errors.New("sockit: message handler needs OnMessage")
+
+// NewMessageHandler checks cfg and returns its handler. A framing no
+// decoder can run is a *frame.SpecError (errors.Is frame.ErrBadSpec).
+func NewMessageHandler(cfg MessageConfig) (*MessageHandler, error) {
+	if cfg.OnMessage == nil {
+		return nil, ErrNoMessageFunc
+	}
+	if err := cfg.Frame.Validate(); err != nil {
+		return nil, err
+	}
+	h := &MessageHandler{
+		name:     cfg.Name,
+		fn:       cfg.OnMessage,
+		dgram:    cfg.OnDatagram,
+		text:     cfg.Text,
+		log:      cfg.Logger,
+		maxFrame: cfg.MaxFrame,
+	}
+	if h.name == "" {
+		h.name = "message"
+	}
+	if h.dgram == nil {
+		h.dgram = h.fn
+	}
+	if h.maxFrame <= 0 {
+		h.maxFrame = frame.DefaultMaxFrame
+	}
+	var err error
+	if h.stream, err = newMode(cfg, cfg.Frame); err != nil {
+		return nil, err
+	}
+	if h.packet, err = newMode(cfg, frame.Spec{}); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func newMode(cfg MessageConfig, spec frame.Spec) (messageMode, error) {
+	m := messageMode{
+		spec:   spec,
+		errMsg: spec.AppendError(nil),
+		text:   cfg.Text && spec.Kind == frame.Raw,
+	}
+	m.greeting = cloneBytes(cfg.Greeting)
+	if cfg.FrameGreeting && len(cfg.Greeting) > 0 {
+		g, err := spec.Append(nil, cfg.Greeting)
+		if err != nil {
+			return m, fmt.Errorf("greeting with framing %s: %w", spec, err)
+		}
+		m.greeting = g
+	}
+	return m, nil
+}
+
+func (h *MessageHandler) logger() *slog.Logger {
+	if h.log != nil {
+		return h.log
+	}
+	return slog.Default()
+}
+
+// NewProtocol makes the protocol of one stream connection; it is a
+// proto.Factory. A unixpacket connection gets raw framing: each packet is
+// one message and each reply one packet.
+func (h *MessageHandler) NewProtocol(info proto.ConnInfo) proto.Protocol {
+	mode := &h.stream
+	if info.Network == "unixpacket" {
+		mode = &h.packet
+	}
+	c := &messageConn{h: h, mode: mode, peer: info.RemoteAddr}
+	c.emit = c.onMessage
+	return c
+}
+
+// NewDatagram makes the protocol of one datagram endpoint: each datagram is
+// a message and its reply a datagram to the sender.
+func (h *MessageHandler) NewDatagram() proto.DatagramProtocol {
+	return &messageDatagram{h: h}
+}
+
+// keepCap is the largest reply buffer a connection keeps between messages,
+// so that one large message does not pin its memory for the connection's
+// lifetime.
+const keepCap = 64 << 10
+
+// errStop stops a Feed after the connection was closed.
+var errStop = errors.New("stop")
+
+// messageConn is the protocol of one stream connection.
+type messageConn struct {
+	h      *MessageHandler
+	mode   *messageMode
+	t      proto.Transport
+	dec    *frame.Decoder
+	emit   func([]byte) error
+	peer   net.Addr
+	out    []byte // the reply being built
+	framed []byte // out framed, for framings that add a header
+	done   bool   // closed or closing: no more messages
+}
+
+var (
+	_ proto.Protocol = (*messageConn)(nil)
+	_ proto.Idler    = (*messageConn)(nil)
+)
+
+func (c *messageConn) OnOpen(t proto.Transport) {
+	c.t = t
+	if c.peer == nil {
+		c.peer = t.RemoteAddr()
+	}
+	c.dec = frame.NewDecoder(c.mode.spec, c.h.maxFrame)
+	if len(c.mode.greeting) > 0 {
+		if err := t.Write(c.mode.greeting); err != nil {
+			c.stop()
+		}
+	}
+}
+
+func (c *messageConn) OnData(data []byte) {
+	if c.done || c.dec == nil {
+		return
+	}
+	if err := c.dec.Feed(data, c.emit); err != nil && err != errStop {
+		c.fail(err)
+	}
+}
+
+func (c *messageConn) OnEOF() bool {
+	if c.done || c.dec == nil {
+		return false
+	}
+	if err := c.dec.EOF(c.emit); err != nil && err != errStop {
+		if errors.Is(err, frame.ErrTruncated) {
+			c.h.logger().Warn("partial frame dropped at EOF",
+				"service", c.h.name, "peer", addrString(c.peer),
+				"frame", c.mode.spec.String(), "err", err)
+		} else {
+			c.fail(err)
+		}
+	}
+	c.stop()
+	return false
+}
+
+func (c *messageConn) OnClose(error) {
+	c.stop()
+	c.out, c.framed = nil, nil
+}
+
+// OnPauseWriting stops reading while the peer does not take the replies
+// (asyncio's flow control): the write buffer stays bounded.
+func (c *messageConn) OnPauseWriting() {
+	if c.t != nil {
+		c.t.PauseReading()
+	}
+}
+
+func (c *messageConn) OnResumeWriting() {
+	if c.t != nil && !c.done {
+		c.t.ResumeReading()
+	}
+}
+
+// Idle reports whether no partial message is buffered.
+func (c *messageConn) Idle() bool {
+	return c.done || c.dec == nil || c.dec.Buffered() == 0
+}
+
+// stop ends message handling: later input is ignored and the decoder's
+// memory is released.
+func (c *messageConn) stop() {
+	c.done = true
+	c.dec = nil
+}
+
+// fail handles a framing error: ERR frame too long for text framings, a log
+// line, and a close.
+func (c *messageConn) fail(err error) {
+	c.stop()
+	if errors.Is(err, frame.ErrTooLong) && len(c.mode.errMsg) > 0 {
+		_ = c.t.Write(c.mode.errMsg)
+	}
+	msg := "framing error, closing connection"
+	if errors.Is(err, frame.ErrTooLong) {
+		msg = "message too long, closing connection"
+	}
+	c.h.logger().Warn(msg,
+		"service", c.h.name, "peer", addrString(c.peer),
+		"frame", c.mode.spec.String(), "max_frame", c.h.maxFrame, "err", err)
+	_ = c.t.Close()
+}
+
+// onMessage answers one message with one Write.
+func (c *messageConn) onMessage(msg []byte) error {
+	if c.done {
+		return errStop
+	}
+	var suffix []byte
+	if c.mode.text {
+		msg, suffix = splitLineEnd(msg)
+	}
+	reply, act := c.h.fn(c.out[:0], msg)
+	switch act {
+	case NoReply:
+		c.keep(reply)
+		return nil
+	case Hangup:
+		c.keep(reply)
+		c.stop()
+		_ = c.t.Close()
+		return errStop
+	}
+	reply = append(reply, suffix...)
+	wire := reply
+	switch c.mode.spec.Kind {
+	case frame.Raw, frame.Fixed, frame.Close:
+		// Written as they are.
+	default:
+		framed, err := c.mode.spec.Append(c.framed[:0], reply)
+		if err != nil {
+			c.keep(reply)
+			c.stop()
+			c.h.logger().Warn("reply cannot be framed, closing connection",
+				"service", c.h.name, "peer", addrString(c.peer),
+				"frame", c.mode.spec.String(), "reply_len", len(reply), "err", err)
+			_ = c.t.Close()
+			return errStop
+		}
+		wire = framed
+		if cap(framed) <= keepCap {
+			c.framed = framed[:0]
+		} else {
+			c.framed = nil
+		}
+	}
+	err := c.t.Write(wire)
+	c.keep(reply)
+	if err != nil {
+		c.stop()
+		if errors.Is(err, proto.ErrBufferFull) {
+			c.h.logger().Warn("peer does not read its replies, aborting connection",
+				"service", c.h.name, "peer", addrString(c.peer), "err", err)
+			c.t.Abort()
+		}
+		return errStop
+	}
+	if act == ReplyAndClose {
+		c.stop()
+		_ = c.t.Close()
+		return errStop
+	}
+	return nil
+}
+
+// keep retains the reply buffer for the next message unless it grew large.
+func (c *messageConn) keep(b []byte) {
+	if cap(b) <= keepCap {
+		c.out = b[:0]
+	} else {
+		c.out = nil
+	}
+}
+
+// messageDatagram is the protocol of one datagram endpoint.
+type messageDatagram struct {
+	h   *MessageHandler
+	t   proto.DatagramTransport
+	out []byte
+}
+
+var _ proto.DatagramProtocol = (*messageDatagram)(nil)
+
+func (d *messageDatagram) OnOpen(t proto.DatagramTransport) { d.t = t }
+
+func (d *messageDatagram) OnDatagram(data []byte, addr net.Addr) {
+	var suffix []byte
+	msg := data
+	if d.h.text {
+		msg, suffix = splitLineEnd(msg)
+	}
+	reply, act := d.h.dgram(d.out[:0], msg)
+	if act == NoReply || act == Hangup {
+		d.keep(reply)
+		return
+	}
+	reply = append(reply, suffix...)
+	if err := d.t.WriteTo(reply, addr); err != nil {
+		d.h.logger().Debug("datagram reply failed",
+			"service", d.h.name, "peer", addrString(addr), "err", err)
+	}
+	d.keep(reply)
+}
+
+func (d *messageDatagram) keep(b []byte) {
+	if cap(b) <= keepCap {
+		d.out = b[:0]
+	} else {
+		d.out = nil
+	}
+}
+
+func (d *messageDatagram) OnError(err error) {
+	d.h.logger().Debug("datagram error", "service", d.h.name, "err", err)
+}
+
+func (d *messageDatagram) OnClose(error) { d.out = nil }
+
+// splitLineEnd sets aside a trailing "\r\n" or "\n".
+func splitLineEnd(msg []byte) (body, end []byte) {
+	n := len(msg)
+	switch {
+	case n >= 2 && msg[n-2] == '\r' && msg[n-1] == '\n':
+		return msg[:n-2], msg[n-2:]
+	case n >= 1 && msg[n-1] == '\n':
+		return msg[:n-1], msg[n-1:]
+	}
+	return msg, nil
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
