@@ -7,6 +7,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -231,7 +233,22 @@ func testManyClients(t *testing.T, eng string, n int) {
 }
 
 // RunScale connects n clients at once (run without -race, in its own CI
-// step) and checks all are answered.
+// step), checks all are answered, and that descriptors and goroutines are
+// back to their baseline once the clients close and the server shuts down.
 func RunScale(t *testing.T, engineName string, n int) {
-	testManyClients(t, engineName, n)
+	fdsBefore, gBefore := openFDs(), runtime.NumGoroutine()
+	t.Run("answered", func(t *testing.T) { testManyClients(t, engineName, n) })
+	Eventually(t, 10*time.Second, "descriptors and goroutines back to baseline", func() bool {
+		return openFDs() <= fdsBefore && runtime.NumGoroutine() <= gBefore+2
+	})
+	t.Logf("after %d connections: fds %d (baseline %d), goroutines %d (baseline %d)", n, openFDs(), fdsBefore, runtime.NumGoroutine(), gBefore)
+}
+
+// openFDs counts the process's open descriptors (-1 where /proc is missing).
+func openFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents)
 }

@@ -6,9 +6,9 @@ import (
 	"container/heap"
 	"errors"
 	"os"
-	"syscall"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
