@@ -295,7 +295,7 @@ func testEmptyWrite(t *testing.T, eng string, tr Transport) {
 // testWriteOrdering: 8 goroutines × numbered frames to one connection arrive
 // in per-goroutine order, never torn.
 func testWriteOrdering(t *testing.T, eng string, tr Transport) {
-	const writers, perWriter = 8, 2000
+	const writers, perWriter = 8, 10000
 	sink := NewSink(func() *Hooks {
 		h := NewHooks()
 		h.Open = func(h *Hooks) {
