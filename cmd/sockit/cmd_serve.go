@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sockit/sockit/endpoint"
+	"github.com/sockit/sockit/frame"
+	"github.com/sockit/sockit/service"
+)
+
+// serveOptions are sockit serve's flags.
+type serveOptions struct {
+	server     serverFlags
+	frame      string
+	maxFrame   int
+	greeting   string
+	timeFormat string
+	table      string
+	defReply   string
+	closeOn    string
+	// http
+	httpRoot  string
+	httpDelay time.Duration
+	accessLog bool
+}
+
+func newServeCommand(g *globals) *cobra.Command {
+	var opts serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve SERVICE [-l ENDPOINT]...",
+		Short: "serve a classic service: " + strings.Join(service.Names(), ", "),
+		Long: `serve runs a built-in service on one or more endpoints until SIGINT or SIGTERM,
+then shuts down gracefully within --grace (a second signal exits at once).
+
+Services:
+  echo      replies each message unchanged (RFC 862)
+  discard   reads and drops (RFC 863)
+  chargen   streams the RFC 864 character pattern
+  daytime   sends the time and closes (RFC 867)
+  hello     greets "Welcome!", answers M with "Hello, M!", "exit" closes
+  upper     answers M upper-cased, surrounding whitespace stripped
+  reply     answers from a table (--table), else --default; alias chatbot
+
+Without -l it listens on tcp://127.0.0.1:7788 and udp://127.0.0.1:7788. For
+each endpoint it prints "listening ENDPOINT" on stdout with the real port.`,
+		Example: `  # seed 000's hello server on TCP and UDP port 7788
+  sockit serve hello
+
+  # upper on TCP, UDP and a Unix socket (seed 004's socketserver examples)
+  sockit serve upper -l tcp://127.0.0.1:9999 -l udp://127.0.0.1:9999 -l unix:./test.sock
+
+  # seed 004's comma-delimited server
+  sockit serve echo --frame delim:, --greeting 'Hello,World,Bye,Bye,Yingxuan' -l :888
+
+  # the chat program of seed 001, with its own table
+  sockit serve reply --table replies.json -l tcp://127.0.0.1:8888
+
+  # a port chosen by the kernel, printed on stdout
+  sockit serve echo -l tcp://127.0.0.1:0`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runServe(cmd.Context(), g, args[0], opts, cmd)
+		},
+	}
+	f := cmd.Flags()
+	opts.server.register(f)
+	f.StringVar(&opts.frame, "frame", "raw", "message framing: raw, line, delim:SEP, fixed:N (echo, discard), len:W, close")
+	f.IntVar(&opts.maxFrame, "max-frame", frame.DefaultMaxFrame, "largest message accepted, in bytes")
+	f.StringVar(&opts.greeting, "greeting", "", `sent on connect exactly as given (escapes \n \r \t \0 \\); hello's default is "Welcome!"`)
+	f.StringVar(&opts.timeFormat, "time-format", "2006-01-02 15:04:05", "daytime: Go time layout, local time")
+	f.StringVar(&opts.table, "table", "", "reply: JSON object of message → reply")
+	f.StringVar(&opts.defReply, "default", "Sorry", "reply: the answer to a message not in the table")
+	f.StringVar(&opts.closeOn, "close-on", "Bye", "reply: close the connection after sending this reply")
+	f.StringVar(&opts.httpRoot, "root", "", "http: serve this directory read-only under /files/")
+	f.DurationVar(&opts.httpDelay, "delay", 0, "http: wait this long before answering every route but /healthz")
+	f.BoolVar(&opts.accessLog, "access-log", true, "http: log every request")
+	return cmd
+}
+
+func runServe(ctx context.Context, g *globals, name string, opts serveOptions, cmd *cobra.Command) error {
+	if name == "http" {
+		if serveHTTPHook == nil {
+			return usagef("unknown service http")
+		}
+		return serveHTTPHook(ctx, g, opts, cmd)
+	}
+	spec, err := frame.Parse(opts.frame)
+	if err != nil {
+		return usageError{err}
+	}
+	if opts.maxFrame <= 0 {
+		return usagef("--max-frame must be positive, not %d", opts.maxFrame)
+	}
+	cfg := service.Config{
+		Frame:      spec,
+		MaxFrame:   opts.maxFrame,
+		TimeFormat: opts.timeFormat,
+		Logger:     g.logger,
+	}
+	if cmd.Flags().Changed("greeting") {
+		gr, err := frame.Unescape(opts.greeting, false)
+		if err != nil {
+			return usagef("--greeting: %v", err)
+		}
+		cfg.Greeting = gr
+		if cfg.Greeting == nil {
+			cfg.Greeting = []byte{}
+		}
+	}
+	if cmd.Flags().Changed("default") {
+		cfg.Default = &opts.defReply
+	}
+	if cmd.Flags().Changed("close-on") {
+		cfg.CloseOn = &opts.closeOn
+	}
+	if opts.table != "" {
+		if cfg.Table, err = service.LoadTable(opts.table); err != nil {
+			return usagef("--table: %v", err)
+		}
+	}
+	svc, err := service.New(name, cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	// unixpacket keeps message boundaries: each packet is one message,
+	// whatever --frame says.
+	rawCfg := cfg
+	rawCfg.Frame = frame.Spec{}
+	packetSvc, err := service.New(name, rawCfg)
+	if err != nil {
+		return usageError{err}
+	}
+
+	listen := opts.server.listen
+	if len(listen) == 0 {
+		listen = []string{"tcp://127.0.0.1:7788"}
+		if svc.NewDatagram != nil {
+			listen = append(listen, "udp://127.0.0.1:7788")
+		}
+	}
+	eps, err := parseEndpoints(listen)
+	if err != nil {
+		return err
+	}
+	for _, ep := range eps {
+		if packetEndpoint(ep) && svc.NewDatagram == nil {
+			return usagef("service %s does not speak datagrams; %s is a datagram endpoint", name, ep)
+		}
+	}
+	srv, lc, err := opts.server.build(g)
+	if err != nil {
+		return err
+	}
+	if err := checkTLS(eps, lc.TLS != nil); err != nil {
+		return err
+	}
+	bounds, err := listenAll(ctx, lc, eps)
+	if err != nil {
+		return err
+	}
+	return serveUntilSignal(ctx, g, srv, bounds, opts.server.grace, func(b bound) error {
+		switch {
+		case b.pc != nil:
+			return srv.ServePacket(b.pc, svc.NewDatagram())
+		case b.ep.Scheme == "unixpacket":
+			return srv.Serve(b.ln, packetSvc.Stream)
+		default:
+			return srv.Serve(b.ln, svc.Stream)
+		}
+	})
+}
+
+// serveHTTPHook runs `serve http` (TEMPORARY indirection until serve_http.go lands).
+var serveHTTPHook func(context.Context, *globals, serveOptions, *cobra.Command) error
+
+// checkTLS refuses tls:// endpoints without a certificate before anything is
+// opened.
+func checkTLS(eps []endpoint.Endpoint, haveCert bool) error {
+	for _, ep := range eps {
+		if ep.IsTLS() && !haveCert {
+			return usagef("%s needs --tls-cert and --tls-key", ep)
+		}
+	}
+	return nil
+}
+

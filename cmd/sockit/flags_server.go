@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/sockit/sockit/endpoint"
+	"github.com/sockit/sockit/server"
+)
+
+// serverFlags are the operational options every server command shares (SPEC
+// section 7), so a flag means the same thing in each.
+type serverFlags struct {
+	listen      []string
+	engine      string
+	loops       int
+	concurrency string
+	workers     int
+	queue       int
+	maxConns    int
+	allow       []string
+	deny        []string
+	idleTimeout time.Duration
+	readTimeout time.Duration
+	grace       time.Duration
+	unixMode    string
+	reusePort   bool
+	backlog     int
+	tlsCert     string
+	tlsKey      string
+	selfSigned  bool
+	clientCA    string
+	// tlsHosts are the listen host names a --tls-self-signed certificate is
+	// made for; commands whose endpoints are arguments rather than -l set
+	// it before build (empty: the hosts of -l, else localhost).
+	tlsHosts []string
+}
+
+func (f *serverFlags) register(fs *pflag.FlagSet) {
+	fs.StringArrayVarP(&f.listen, "listen", "l", nil, "endpoint to listen on (repeatable), e.g. tcp://127.0.0.1:7788, udp://:7788, unix:///tmp/s.sock, fd://3")
+	fs.StringVar(&f.engine, "engine", "goroutine", "engine that runs connections: goroutine or epoll (Linux)")
+	fs.IntVar(&f.loops, "loops", 0, "event loops of the epoll engine (0: one per core)")
+	fs.StringVar(&f.concurrency, "concurrency", "goroutine", "dispatch of the goroutine engine: goroutine (one per connection), pool or serial")
+	fs.IntVar(&f.workers, "workers", 4, "--concurrency pool: number of workers")
+	fs.IntVar(&f.queue, "queue", 0, "--concurrency pool: connections waiting for a worker (0: as many as workers); a connection to a full queue is closed")
+	fs.IntVar(&f.maxConns, "max-conns", 0, "most concurrent connections; more are accepted and closed at once (0: no limit)")
+	fs.StringArrayVar(&f.allow, "allow", nil, "serve only peers in this CIDR or address (repeatable)")
+	fs.StringArrayVar(&f.deny, "deny", nil, "refuse peers in this CIDR or address (repeatable; deny wins)")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "close a connection with no bytes either way for this long (0: never)")
+	fs.DurationVar(&f.readTimeout, "read-timeout", 0, "close a connection that began a message and did not finish it within this long (0: never)")
+	fs.DurationVar(&f.grace, "grace", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight connections may take to finish")
+	fs.StringVar(&f.unixMode, "unix-mode", "", "permissions of new Unix socket files, octal (e.g. 0660)")
+	fs.BoolVar(&f.reusePort, "reuse-port", false, "set SO_REUSEPORT so several processes can share the port")
+	fs.IntVar(&f.backlog, "backlog", 0, "listen backlog (0: the system default)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "certificate (PEM) for tls:// endpoints")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM) for tls:// endpoints")
+	fs.BoolVar(&f.selfSigned, "tls-self-signed", false, "tls:// endpoints: make an ECDSA certificate for the listen host names at start and log its sha256 fingerprint (for clients' --pin)")
+	fs.StringVar(&f.clientCA, "client-ca", "", "tls:// endpoints: require client certificates signed by a CA in this PEM file (mutual TLS)")
+}
+
+// build validates the flags and returns the server and listen configuration.
+// Every problem is a usage error.
+func (f *serverFlags) build(g *globals) (*server.Server, endpoint.ListenConfig, error) {
+	var lc endpoint.ListenConfig
+	conc, err := server.ParseConcurrency(f.concurrency)
+	if err != nil {
+		return nil, lc, usagef("--concurrency: %v", err)
+	}
+	if f.workers <= 0 {
+		return nil, lc, usagef("--workers must be at least 1, not %d", f.workers)
+	}
+	if f.queue < 0 || f.maxConns < 0 || f.backlog < 0 || f.loops < 0 {
+		return nil, lc, usagef("--queue, --max-conns, --backlog and --loops cannot be negative")
+	}
+	if f.idleTimeout < 0 || f.readTimeout < 0 || f.grace < 0 {
+		return nil, lc, usagef("durations cannot be negative")
+	}
+	parse := func(flag string, vals []string) ([]netip.Prefix, error) {
+		var out []netip.Prefix
+		for _, v := range vals {
+			for _, part := range strings.Split(v, ",") {
+				p, err := server.ParsePrefix(strings.TrimSpace(part))
+				if err != nil {
+					return nil, usagef("--%s: %v", flag, err)
+				}
+				out = append(out, p)
+			}
+		}
+		return out, nil
+	}
+	allow, err := parse("allow", f.allow)
+	if err != nil {
+		return nil, lc, err
+	}
+	deny, err := parse("deny", f.deny)
+	if err != nil {
+		return nil, lc, err
+	}
+	srv := &server.Server{
+		Engine:      f.engine,
+		Loops:       f.loops,
+		Concurrency: conc,
+		Workers:     f.workers,
+		Queue:       f.queue,
+		MaxConns:    f.maxConns,
+		Allow:       allow,
+		Deny:        deny,
+		IdleTimeout: f.idleTimeout,
+		ReadTimeout: f.readTimeout,
+		Logger:      g.logger,
+	}
+	if f.queue == 0 {
+		srv.Queue = 0
+	}
+	if _, err := srv.EngineName(); err != nil {
+		return nil, lc, usageError{err}
+	}
+	lc.ReusePort = f.reusePort
+	lc.Backlog = f.backlog
+	if f.unixMode != "" {
+		m, err := strconv.ParseUint(f.unixMode, 8, 32)
+		if err != nil || m > 0o777 {
+			return nil, lc, usagef("--unix-mode %q: want octal permissions like 0660", f.unixMode)
+		}
+		lc.UnixMode = os.FileMode(m)
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return nil, lc, usagef("--tls-cert and --tls-key go together")
+	}
+	if f.selfSigned && f.tlsCert != "" {
+		return nil, lc, usagef("--tls-self-signed and --tls-cert exclude each other")
+	}
+	if f.clientCA != "" && f.tlsCert == "" && !f.selfSigned {
+		return nil, lc, usagef("--client-ca needs --tls-cert/--tls-key or --tls-self-signed")
+	}
+	if f.tlsCert != "" || f.selfSigned {
+		st := endpoint.ServerTLS{
+			CertFile:     f.tlsCert,
+			KeyFile:      f.tlsKey,
+			SelfSigned:   f.selfSigned,
+			Hosts:        f.certHosts(),
+			ClientCAFile: f.clientCA,
+		}
+		cfg, fingerprint, err := st.Config()
+		if err != nil {
+			if f.selfSigned && f.tlsCert == "" && f.clientCA == "" {
+				return nil, lc, fmt.Errorf("tls: %w", err) // not the user's mistake
+			}
+			return nil, lc, usagef("tls options: %v", err)
+		}
+		lc.TLS = cfg
+		if f.selfSigned {
+			g.logger.Info("tls self-signed certificate", "fingerprint", fingerprint, "hosts", strings.Join(st.Hosts, ","))
+		}
+	}
+	return srv, lc, nil
+}
+
+// certHosts returns the host names a self-signed certificate is for: those
+// set in tlsHosts, else those of the -l endpoints, else localhost.
+func (f *serverFlags) certHosts() []string {
+	if len(f.tlsHosts) > 0 {
+		return f.tlsHosts
+	}
+	var hosts []string
+	for _, v := range f.listen {
+		if ep, err := endpoint.Parse(v); err == nil && !ep.IsUnix() && ep.Address != "" {
+			if h, _, err := net.SplitHostPort(ep.Address); err == nil {
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	return hosts
+}
+
+// parseEndpoints parses -l values (or the defaults); a bad one is a usage
+// error.
+func parseEndpoints(vals []string) ([]endpoint.Endpoint, error) {
+	eps := make([]endpoint.Endpoint, 0, len(vals))
+	for _, v := range vals {
+		ep, err := endpoint.Parse(v)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		eps = append(eps, ep)
+	}
+	return eps, nil
+}
+
+// bound is one open listener or datagram endpoint.
+type bound struct {
+	ep endpoint.Endpoint // with the real address
+	ln net.Listener
+	pc net.PacketConn
+}
+
+func (b bound) close() {
+	if b.ln != nil {
+		_ = b.ln.Close()
+	}
+	if b.pc != nil {
+		_ = b.pc.Close()
+	}
+}
+
+// listenAll opens every endpoint; on a failure it closes those already open
+// and returns an error naming the endpoint.
+func listenAll(ctx context.Context, lc endpoint.ListenConfig, eps []endpoint.Endpoint) ([]bound, error) {
+	var out []bound
+	fail := func(ep endpoint.Endpoint, err error) ([]bound, error) {
+		for _, b := range out {
+			b.close()
+		}
+		return nil, fmt.Errorf("listen %s: %w", ep, err)
+	}
+	for _, ep := range eps {
+		var b bound
+		var err error
+		if packetEndpoint(ep) {
+			b.pc, err = lc.ListenPacket(ctx, ep)
+			if err == nil {
+				b.ep = ep.WithAddr(b.pc.LocalAddr())
+			}
+		} else {
+			b.ln, err = lc.Listen(ctx, ep)
+			if err == nil {
+				b.ep = ep.WithAddr(b.ln.Addr())
+			}
+		}
+		if err != nil {
+			return fail(ep, err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// packetEndpoint reports whether ep is a datagram endpoint, looking at the
+// socket itself for fd://N.
+func packetEndpoint(ep endpoint.Endpoint) bool {
+	if ep.Scheme == "fd" {
+		return fdIsPacket(ep.FD)
+	}
+	return ep.IsPacket()
+}
+
+// serveUntilSignal prints "listening ENDPOINT" for every bound endpoint, runs
+// serve for each, and on ctx's end (SIGINT/SIGTERM) shuts the server down
+// gracefully within grace. It returns nil after a clean shutdown.
+func serveUntilSignal(ctx context.Context, g *globals, srv *server.Server, bounds []bound, grace time.Duration, serve func(b bound) error) error {
+	errc := make(chan error, len(bounds))
+	var wg sync.WaitGroup
+	for _, b := range bounds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- serve(b)
+		}()
+	}
+	for _, b := range bounds {
+		fmt.Fprintf(g.stdout, "listening %s\n", b.ep)
+	}
+	if fl, ok := g.stdout.(interface{ Sync() error }); ok {
+		_ = fl.Sync()
+	}
+	name, _ := srv.EngineName()
+	g.logger.Info("serving", "endpoints", len(bounds), "engine", name)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		g.logger.Info("shutting down", "grace", grace)
+	case serveErr = <-errc:
+		// A listener failed for good: shut the rest down too.
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	shutErr := srv.Shutdown(sctx)
+	wg.Wait()
+	close(errc)
+	if serveErr != nil && !errors.Is(serveErr, server.ErrServerClosed) {
+		return serveErr
+	}
+	for err := range errc {
+		if err != nil && !errors.Is(err, server.ErrServerClosed) {
+			return err
+		}
+	}
+	if shutErr != nil {
+		g.logger.Warn("grace period over; remaining connections aborted", "grace", grace)
+	}
+	return nil
+}
