@@ -187,4 +187,3 @@ func checkTLS(eps []endpoint.Endpoint, haveCert bool) error {
 	}
 	return nil
 }
-

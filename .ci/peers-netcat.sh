@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Peers for the netcat/socat/TLS interop tests and the pipe benchmark
+# (cmd/sockit/interop_test.go, bench/pipe/): ncat, socat, openssl.
+# Idempotent and quiet; installs only what is missing.
+set -euo pipefail
+missing=()
+command -v ncat >/dev/null 2>&1 || missing+=(ncat)
+command -v socat >/dev/null 2>&1 || missing+=(socat)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if ((${#missing[@]})); then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null
+	apt-get install -y -qq ncat socat openssl >/dev/null
+fi

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sockit/sockit/client"
+	"github.com/sockit/sockit/endpoint"
+)
+
+func init() { extraCommands = append(extraCommands, newConnectCommand) }
+
+// connectOptions are sockit connect's flags.
+type connectOptions struct {
+	timeout     time.Duration
+	idleTimeout time.Duration
+	noShutdown  bool
+	crlf        bool
+	hex         bool
+	sendOnly    bool
+	recvOnly    bool
+	source      string
+	probe       bool
+	linger      time.Duration
+	tls         clientTLSFlags
+}
+
+func newConnectCommand(g *globals) *cobra.Command {
+	var opts connectOptions
+	cmd := &cobra.Command{
+		Use:   "connect ENDPOINT",
+		Short: "netcat: pipe stdin to a socket and the socket to stdout",
+		Long: `connect connects to ENDPOINT and copies stdin to the socket and the socket to
+stdout. At the end of stdin it half-closes its write side (unless
+--no-shutdown) and keeps reading until the peer closes; it exits 0 when the
+peer closed cleanly, 1 when the connection failed (refused, reset, timed
+out, TLS verification failed), 130 on SIGINT.
+
+On udp and unixgram endpoints each stdin line (line ending removed) is one
+datagram and each datagram received is printed on a line of its own; after
+the end of stdin it waits --linger for late replies. unixpacket maps lines to
+packets the same way, as a connection.
+
+tls:// endpoints verify the server by default (system roots, or --ca);
+--pin sha256:HEX accepts exactly the certificate a --tls-self-signed server
+printed.`,
+		Example: `  # against sockit serve echo: prints hi, exits 0
+  printf 'hi\n' | sockit connect tcp://127.0.0.1:7788
+
+  # is the port open? (exit 0 or 1)
+  sockit connect -z 127.0.0.1:22
+
+  # a UDP exchange, a line per datagram
+  printf 'Michael\nTracy\n' | sockit connect udp://127.0.0.1:7788
+
+  # TLS to a server with a self-signed certificate
+  sockit connect --pin sha256:3f1c... tls://127.0.0.1:8443
+
+  # see both directions as a hex dump on stderr
+  printf 'GET / HTTP/1.0\r\n\r\n' | sockit connect --hex example.com:80 >/dev/null`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runConnect(cmd.Context(), g, args[0], opts)
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&opts.timeout, "timeout", 10*time.Second, "how long connecting (and a TLS handshake) may take; -z: how long to wait for a UDP port's refusal")
+	f.DurationVar(&opts.idleTimeout, "idle-timeout", 0, "close after this long with no data either way (0: never); exits 1")
+	f.BoolVar(&opts.noShutdown, "no-shutdown", false, "do not half-close the socket at the end of stdin")
+	f.BoolVarP(&opts.crlf, "crlf", "C", false, "send line endings as CRLF")
+	f.BoolVar(&opts.hex, "hex", false, "hex dump of both directions to stderr (> sent, < received)")
+	f.BoolVar(&opts.sendOnly, "send-only", false, "only send stdin; ignore what arrives and exit at the end of stdin")
+	f.BoolVar(&opts.recvOnly, "recv-only", false, "only receive; never read stdin nor send")
+	f.StringVar(&opts.source, "source", "", "local address to connect from, ADDR or ADDR:PORT (a path for unixgram)")
+	f.BoolVarP(&opts.probe, "zero", "z", false, "only test that the endpoint accepts a connection: exit 0 (open) or 1")
+	f.DurationVar(&opts.linger, "linger", client.DefaultLinger, "udp, unixgram: how long to wait for late replies after the end of stdin; streams: how long stdin may pause once the peer has closed")
+	opts.tls.register(f)
+	return cmd
+}
+
+// runConnect checks the options, connects and pipes.
+func runConnect(ctx context.Context, g *globals, arg string, opts connectOptions) error {
+	ep, err := endpoint.Parse(arg)
+	if err != nil {
+		return usageError{err}
+	}
+	if ep.Scheme == "fd" {
+		return usagef("connect cannot use %q: fd:// names an inherited listener", arg)
+	}
+	if opts.source != "" && ep.IsUnix() && ep.Scheme != "unixgram" {
+		return usagef("--source applies to IP and unixgram endpoints, not %s", ep.Scheme)
+	}
+	if opts.sendOnly && opts.recvOnly {
+		return usagef("--send-only and --recv-only exclude each other")
+	}
+	if opts.timeout < 0 || opts.idleTimeout < 0 || opts.linger < 0 {
+		return usagef("durations cannot be negative")
+	}
+	d := endpoint.Dialer{Timeout: opts.timeout, Source: opts.source}
+	if ep.IsTLS() {
+		if d.TLS, err = opts.tls.config(""); err != nil {
+			return err
+		}
+	} else if opts.tls.used() {
+		return usagef("TLS options apply to tls:// endpoints, not %s", ep.Scheme)
+	}
+	if opts.probe {
+		wait := opts.timeout
+		if wait <= 0 || wait > time.Second {
+			wait = time.Second
+		}
+		if err := client.Probe(ctx, ep, d, wait); err != nil {
+			return err
+		}
+		g.logger.Debug("open", "endpoint", ep.String())
+		return nil
+	}
+	cfg := client.ConnectConfig{
+		Endpoint: ep,
+		Dialer:   d,
+		PipeConfig: client.PipeConfig{
+			NoShutdown:  opts.noShutdown,
+			CRLF:        opts.crlf,
+			SendOnly:    opts.sendOnly,
+			RecvOnly:    opts.recvOnly,
+			IdleTimeout: opts.idleTimeout,
+			Linger:      opts.linger,
+		},
+	}
+	if opts.hex {
+		cfg.Hex = g.stderr
+	}
+	var in io.Reader = g.stdin
+	if in == nil {
+		in = eofReader{}
+	}
+	g.logger.Debug("connect", "endpoint", ep.String())
+	return client.Connect(ctx, cfg, in, g.stdout)
+}
+
+// eofReader is an empty input.
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
