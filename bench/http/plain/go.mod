@@ -1,0 +1,3 @@
+module sockit.bench/plainhttp
+
+go 1.26.0

@@ -1,0 +1,235 @@
+package httpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sockit/sockit/server"
+)
+
+// Defaults for Server's zero fields.
+const (
+	// DefaultReadHeaderTimeout bounds the TLS handshake and the reading of
+	// a request's headers (slow-loris).
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultIdleTimeout closes a keep-alive connection idle this long
+	// between requests.
+	DefaultIdleTimeout = 120 * time.Second
+	// DefaultMaxHeaderBytes bounds a request's header section; a larger one
+	// gets 431.
+	DefaultMaxHeaderBytes = 64 << 10
+)
+
+// ErrServerClosed is what Serve returns after Shutdown or Close.
+var ErrServerClosed = server.ErrServerClosed
+
+// Server serves an http.Handler on listeners through a server.Server: each
+// accepted connection passes the server.Server's admission (Allow/Deny,
+// MaxConns, Verify) and concurrency (goroutine, pool, serial) before net/http
+// serves it, and it counts as active until net/http closes it. So `sockit
+// serve http --max-conns 100 --deny 10.0.0.0/8` means what it means for every
+// other service. The server.Server's engine does not apply: net/http runs
+// its own goroutines, and its IdleTimeout and ReadTimeout are not used (see
+// IdleTimeout and ReadHeaderTimeout here).
+//
+// Connections are handed to net/http unwrapped, so a handler sees r.TLS on
+// tls listeners. Handlers must not hijack connections: a hijacked
+// connection is closed as soon as net/http lets go of it.
+//
+// The zero value (with Handler set) is a valid configuration. Fields must not
+// change once Serve has been called. Methods are safe for concurrent use.
+type Server struct {
+	// Handler answers the requests; nil means http.DefaultServeMux.
+	Handler http.Handler
+	// Limits admits connections; nil means no limits.
+	Limits *server.Server
+	// ReadHeaderTimeout bounds a TLS handshake and the reading of each
+	// request's headers; 0 means DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long; 0 means
+	// DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers; 0 means
+	// DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
+	// Logger receives net/http's own error messages and failed TLS
+	// handshakes; nil means slog.Default().
+	Logger *slog.Logger
+
+	once   sync.Once
+	hs     *http.Server
+	limits *server.Server
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	conns map[net.Conn]chan struct{} // closed when net/http is done with the conn
+}
+
+func (s *Server) init() {
+	s.once.Do(func() {
+		s.log = s.Logger
+		if s.log == nil {
+			s.log = slog.Default()
+		}
+		s.limits = s.Limits
+		if s.limits == nil {
+			s.limits = &server.Server{Logger: s.log}
+		}
+		s.conns = make(map[net.Conn]chan struct{})
+		s.hs = &http.Server{
+			Handler:           s.Handler,
+			ReadHeaderTimeout: orDuration(s.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+			IdleTimeout:       orDuration(s.IdleTimeout, DefaultIdleTimeout),
+			MaxHeaderBytes:    orInt(s.MaxHeaderBytes, DefaultMaxHeaderBytes),
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+			ConnState:         s.connState,
+		}
+	})
+}
+
+// Serve serves HTTP on ln until Shutdown or Close, and returns
+// ErrServerClosed then; ln is closed when it returns.
+func (s *Server) Serve(ln net.Listener) error {
+	s.init()
+	cl := &chanListener{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		_ = s.hs.Serve(cl) // returns once cl is closed (by us or by Shutdown)
+		cl.Close()
+	}()
+	err := s.limits.ServeFunc(ln, func(ctx context.Context, c net.Conn) {
+		s.handoff(ctx, cl, c)
+	})
+	cl.Close()
+	<-httpDone
+	return err
+}
+
+// handoff passes an admitted connection to net/http and waits until net/http
+// is done with it (or the shutdown deadline passed).
+func (s *Server) handoff(ctx context.Context, cl *chanListener, c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		// net/http does not bound the handshake by ReadHeaderTimeout; a
+		// peer that never finishes it would hold the connection forever.
+		deadline := time.Now().Add(s.hs.ReadHeaderTimeout)
+		_ = tc.SetDeadline(deadline)
+		hctx, cancel := context.WithDeadline(ctx, deadline)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			s.log.Debug("tls handshake failed", "peer", c.RemoteAddr().String(), "err", err)
+			return
+		}
+		_ = tc.SetDeadline(time.Time{})
+	}
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.conns[c] = done
+	s.mu.Unlock()
+	select {
+	case cl.conns <- c:
+	case <-cl.done:
+		s.forget(c)
+		return
+	case <-ctx.Done():
+		s.forget(c)
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+func (s *Server) forget(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// connState learns from net/http when it is done with a connection.
+func (s *Server) connState(c net.Conn, st http.ConnState) {
+	if st != http.StateClosed && st != http.StateHijacked {
+		return
+	}
+	s.mu.Lock()
+	done, ok := s.conns[c]
+	delete(s.conns, c)
+	s.mu.Unlock()
+	if ok {
+		close(done)
+	}
+}
+
+// Shutdown stops accepting at once, lets requests in flight finish, closes
+// idle connections and waits for all of them; when ctx ends first the rest
+// are closed and ctx's error is returned. It shuts Limits down too.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	limitsErr := make(chan error, 1)
+	go func() { limitsErr <- s.limits.Shutdown(ctx) }()
+	err := s.hs.Shutdown(ctx)
+	if err != nil {
+		_ = s.hs.Close()
+	}
+	if lerr := <-limitsErr; err == nil && lerr != nil && !errors.Is(lerr, server.ErrServerClosed) {
+		err = lerr
+	}
+	return err
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.init()
+	err := s.hs.Close()
+	if lerr := s.limits.Close(); err == nil && lerr != nil && !errors.Is(lerr, server.ErrServerClosed) {
+		err = lerr
+	}
+	return err
+}
+
+// chanListener is the net.Listener net/http serves: it accepts the
+// connections the server.Server admitted.
+type chanListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	once  sync.Once
+	done  chan struct{}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+func orInt(n, def int) int {
+	if n == 0 {
+		return def
+	}
+	return n
+}
