@@ -395,10 +395,10 @@ func stalledPeer(t *testing.T, env *Env) net.Conn {
 
 func testHardLimit(t *testing.T, eng string, tr Transport) {
 	type result struct {
-		err        error
-		before     int
-		after      int
-		hard, high int
+		err    error
+		before int
+		after  int
+		hard   int
 	}
 	res := make(chan result, 1)
 	sink := NewSink(func() *Hooks {
@@ -627,7 +627,6 @@ func testWatermarkValidation(t *testing.T, eng string, tr Transport) {
 	type res struct {
 		name string
 		err  error
-		got  [2]int
 	}
 	results := make(chan []res, 1)
 	sink := NewSink(func() *Hooks {

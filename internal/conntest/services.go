@@ -47,9 +47,6 @@ var (
 // Framings is every framing of SPEC section 3 that the suite runs.
 var Framings = []string{"raw", "line", "delim:,", `delim:\r\n`, "fixed:4", "len:1", "len:2", "len:4", "len:8", "close"}
 
-// textServices apply the raw-framing line-ending rule.
-var textServices = map[string]bool{"hello": true, "upper": true, "reply": true}
-
 // streamScript returns the conversation that checks service svc on framing
 // spec over a stream, or ok=false when the service refuses that framing.
 func streamScript(svc string, spec frame.Spec) (steps []step, ok bool) {

@@ -46,7 +46,6 @@ type loop struct {
 	conns   map[int]*conn
 	timers  timerHeap
 	current *conn // whose callback is running, for synchronous OnPauseWriting
-	now     time.Time
 
 	mu       sync.Mutex
 	tasks    []func()
