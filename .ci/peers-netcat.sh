@@ -3,12 +3,14 @@
 # (cmd/sockit/interop_test.go, bench/pipe/): ncat, socat, openssl.
 # Idempotent and quiet; installs only what is missing.
 set -euo pipefail
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
 missing=()
 command -v ncat >/dev/null 2>&1 || missing+=(ncat)
 command -v socat >/dev/null 2>&1 || missing+=(socat)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if ((${#missing[@]})); then
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >/dev/null
-	apt-get install -y -qq ncat socat openssl >/dev/null
+	$sudo apt-get update -qq >/dev/null
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ncat socat openssl >/dev/null
 fi

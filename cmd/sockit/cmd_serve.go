@@ -32,7 +32,7 @@ func newServeCommand(g *globals) *cobra.Command {
 	var opts serveOptions
 	cmd := &cobra.Command{
 		Use:   "serve SERVICE [-l ENDPOINT]...",
-		Short: "serve a classic service: " + strings.Join(service.Names(), ", "),
+		Short: "serve a classic service: " + strings.Join(service.Names(), ", ") + ", http",
 		Long: `serve runs a built-in service on one or more endpoints until SIGINT or SIGTERM,
 then shuts down gracefully within --grace (a second signal exits at once).
 
@@ -44,6 +44,7 @@ Services:
   hello     greets "Welcome!", answers M with "Hello, M!", "exit" closes
   upper     answers M upper-cased, surrounding whitespace stripped
   reply     answers from a table (--table), else --default; alias chatbot
+  http      HTTP/1.1: /, /hello/{name}, /healthz, files under /files/ (--root)
 
 Without -l it listens on tcp://127.0.0.1:7788 and udp://127.0.0.1:7788. For
 each endpoint it prints "listening ENDPOINT" on stdout with the real port.`,
@@ -83,10 +84,7 @@ each endpoint it prints "listening ENDPOINT" on stdout with the real port.`,
 
 func runServe(ctx context.Context, g *globals, name string, opts serveOptions, cmd *cobra.Command) error {
 	if name == "http" {
-		if serveHTTPHook == nil {
-			return usagef("unknown service http")
-		}
-		return serveHTTPHook(ctx, g, opts, cmd)
+		return runServeHTTP(ctx, g, opts, cmd)
 	}
 	spec, err := frame.Parse(opts.frame)
 	if err != nil {
@@ -174,15 +172,12 @@ func runServe(ctx context.Context, g *globals, name string, opts serveOptions, c
 	})
 }
 
-// serveHTTPHook runs `serve http` (TEMPORARY indirection until serve_http.go lands).
-var serveHTTPHook func(context.Context, *globals, serveOptions, *cobra.Command) error
-
 // checkTLS refuses tls:// endpoints without a certificate before anything is
 // opened.
 func checkTLS(eps []endpoint.Endpoint, haveCert bool) error {
 	for _, ep := range eps {
 		if ep.IsTLS() && !haveCert {
-			return usagef("%s needs --tls-cert and --tls-key", ep)
+			return usagef("%s needs --tls-cert and --tls-key, or --tls-self-signed", ep)
 		}
 	}
 	return nil

@@ -221,6 +221,10 @@ func listenAll(ctx context.Context, lc endpoint.ListenConfig, eps []endpoint.End
 		for _, b := range out {
 			b.close()
 		}
+		var oe *endpoint.OpError
+		if errors.As(err, &oe) {
+			return nil, err // it names the endpoint already
+		}
 		return nil, fmt.Errorf("listen %s: %w", ep, err)
 	}
 	for _, ep := range eps {

@@ -12,8 +12,6 @@ import (
 	"github.com/sockit/sockit/service/httpd"
 )
 
-func init() { serveHTTPHook = runServeHTTP }
-
 // runServeHTTP is `sockit serve http`: the httpd handler on net/http, with
 // the connections admitted by the server flags' server.Server (--max-conns,
 // --allow/--deny, --concurrency), on tcp, unix and tls endpoints.
