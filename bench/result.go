@@ -14,7 +14,7 @@ import (
 const Schema = "sockit.bench/v1"
 
 // Result is what a run measured. Its JSON form is documented in
-// docs/json-bench.md. Times are in seconds, latencies in microseconds.
+// docs/json.md. Times are in seconds, latencies in microseconds.
 type Result struct {
 	Schema   string  `json:"schema"`
 	Endpoint string  `json:"endpoint"`

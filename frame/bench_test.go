@@ -1,6 +1,7 @@
 package frame_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -104,6 +105,51 @@ func BenchmarkReader(b *testing.B) {
 							b.Fatal(err)
 						}
 						got++
+					}
+				}
+				if got != msgs*b.N {
+					b.Fatalf("%d messages, want %d", got, msgs*b.N)
+				}
+				b.ReportMetric(float64(got)/b.Elapsed().Seconds(), "msgs/s")
+			})
+		}
+	}
+}
+
+// BenchmarkScanner is the peer of BenchmarkReader for line and CRLF
+// framing: bufio.Scanner with a split function, on the same stream fed in
+// the same chunks, so the two can be read as a ratio from one run.
+func BenchmarkScanner(b *testing.B) {
+	for _, s := range []string{"line", `delim:\r\n`} {
+		for _, size := range benchSizes {
+			b.Run(fmt.Sprintf("frame=%s/size=%d", frameName(s), size), func(b *testing.B) {
+				_, stream, msgs := benchStream(b, s, size)
+				sep := []byte("\n")
+				if s != "line" {
+					sep = []byte("\r\n")
+				}
+				split := func(data []byte, atEOF bool) (int, []byte, error) {
+					if i := bytes.Index(data, sep); i >= 0 {
+						return i + len(sep), data[:i], nil
+					}
+					return 0, nil, nil
+				}
+				br := bytes.NewReader(stream)
+				src := &limitedReader{r: br, n: benchChunk}
+				buf := make([]byte, 64<<10)
+				got := 0
+				b.SetBytes(int64(len(stream)))
+				b.ReportAllocs()
+				for b.Loop() {
+					br.Reset(stream)
+					sc := bufio.NewScanner(src)
+					sc.Buffer(buf, 1<<20)
+					sc.Split(split)
+					for sc.Scan() {
+						got++
+					}
+					if err := sc.Err(); err != nil {
+						b.Fatal(err)
 					}
 				}
 				if got != msgs*b.N {

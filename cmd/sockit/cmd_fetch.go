@@ -233,7 +233,7 @@ func writeFetchTable(w io.Writer, rep *client.FetchReport) error {
 	return nil
 }
 
-// fetchJSON is the document of fetch --json (docs/json-fetch.md).
+// fetchJSON is the document of fetch --json (docs/json.md).
 type fetchJSON struct {
 	Schema         string            `json:"schema"`
 	Concurrency    int               `json:"concurrency"`
