@@ -2,6 +2,7 @@ package goroutine
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +18,9 @@ import (
 )
 
 // Read buffer sizes: a connection starts small and doubles after every read
-// that filled its buffer, up to the 64 KiB a raw read may return, so an idle
-// connection holds 4 KiB rather than 64.
+// that filled its buffer, up to the 64 KiB a raw read may return, so a
+// connection that never received more than 4 KiB at once holds 4 KiB rather
+// than 64.
 const (
 	minReadBuf = 4 << 10
 	maxReadBuf = 64 << 10
@@ -28,6 +30,19 @@ const (
 	// keepSpare is the largest write buffer kept for reuse after a flush.
 	keepSpare = 64 << 10
 )
+
+// MaxPacket is the largest unixpacket (SOCK_SEQPACKET) message a connection
+// receives: its read buffer, like the datagram endpoints' (maxDatagram).
+const MaxPacket = maxReadBuf
+
+// ErrPacketTooLarge is the error a unixpacket message larger than MaxPacket
+// becomes: reported to OnError and given to OnClose, as the connection is
+// closed. The message is never delivered truncated.
+var ErrPacketTooLarge = fmt.Errorf("sockit: unixpacket message larger than %d bytes", MaxPacket)
+
+// defaultHandshakeTimeout bounds a TLS handshake when neither ReadTimeout nor
+// IdleTimeout is set.
+const defaultHandshakeTimeout = 10 * time.Second
 
 // aLongTimeAgo is a deadline in the past: setting it wakes a blocked Read.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -49,6 +64,8 @@ type conn struct {
 	remote net.Addr
 	direct func([]byte) (int, error) // non-blocking write, nil for TLS
 	packet bool                      // SOCK_SEQPACKET: every Write is one packet
+	pr     *packetReader             // packet mode: reads that detect truncation
+	rbuf   []byte                    // the loop's read buffer (loop goroutine only)
 
 	loopGID  atomic.Uint64 // goroutine running the callbacks
 	activity atomic.Int64  // unix nanos of the last byte moved (idle timeout)
@@ -77,12 +94,15 @@ type conn struct {
 	stopping     bool // graceful shutdown asked for
 	done         bool // OnClose ran: events are dropped
 	held         []byte
+	opened       bool // OnOpen was called: OnClose will be
+	closeOnLoop  bool // a clean TLS close left for the loop's finish
 	msgStart     time.Time
 	readTimer    *time.Timer
 	idleTimer    *time.Timer
 }
 
-func newConn(e *Engine, nc net.Conn, o *engine.Options, f proto.Factory) *conn {
+// newConn makes the connection; its protocol is made by serve.
+func newConn(e *Engine, nc net.Conn, o *engine.Options) *conn {
 	c := &conn{
 		e:      e,
 		nc:     nc,
@@ -95,47 +115,140 @@ func newConn(e *Engine, nc net.Conn, o *engine.Options, f proto.Factory) *conn {
 		wakeCh: make(chan struct{}, 1),
 	}
 	c.hard = c.high * proto.HardLimitFactor
-	if uc, ok := nc.(*net.UnixConn); ok && o.Network == "unixpacket" {
-		_ = uc
+	if _, ok := nc.(*net.UnixConn); ok && (o.Network == "unixpacket" || c.local != nil && c.local.Network() == "unixpacket") {
 		c.packet = true
+		c.pr = newPacketReader(nc)
 	}
 	if !c.packet {
 		c.direct = directWriter(nc)
 	}
-	c.p = f(proto.ConnInfo{LocalAddr: c.local, RemoteAddr: c.remote, Network: o.Network})
-	c.idler, _ = c.p.(proto.Idler)
 	return c
 }
 
 // ---- the loop -------------------------------------------------------------
 
-// serve runs the connection to its end on the calling goroutine.
-func (c *conn) serve() {
+// serve runs the connection to its end on the calling goroutine: the TLS
+// handshake, the protocol made by f, OnOpen, the read loop, OnClose.
+// OnClose is called iff OnOpen was: a connection that ends before it opens
+// (the engine stopping, a failed handshake) gets no callback at all.
+func (c *conn) serve(f proto.Factory) {
 	c.loopGID.Store(engine.GoroutineID())
 	defer c.loopGID.Store(0)
+	if !c.e.trackConn(c) {
+		// The engine began shutting down between accept and now.
+		c.closeNow(engine.ErrShutdown)
+		return
+	}
+	if c.open(f) {
+		c.loop()
+	}
+	c.finish()
+}
+
+// open completes a TLS handshake, makes the protocol and calls OnOpen. It
+// reports false, having called no callback, when the connection ended first.
+func (c *conn) open(f proto.Factory) bool {
+	if hs, ok := c.nc.(handshaker); ok && !c.handshake(hs) {
+		return false
+	}
+	p := c.makeProtocol(f)
+	if p == nil {
+		c.closeNow(nil)
+		return false
+	}
+	c.p = p
+	c.idler, _ = p.(proto.Idler)
+	c.mu.Lock()
+	if c.closed { // aborted (Close, a shutdown deadline) before it opened
+		c.mu.Unlock()
+		return false
+	}
+	c.opened = true
+	c.mu.Unlock()
 	c.touch()
 	if c.o.IdleTimeout > 0 {
 		c.idleTimer = time.AfterFunc(c.o.IdleTimeout, func() { c.post(c.checkIdle) })
 	}
-	if !c.e.trackConn(c) {
-		// The engine began shutting down between accept and now.
-		c.closeNow(engine.ErrShutdown)
-	} else {
-		c.callback(func() { c.p.OnOpen(c) })
-	}
+	c.callback(func() { c.p.OnOpen(c) })
+	return true
+}
 
+// makeProtocol calls the factory; a panic is logged with the peer and gives
+// nil, as does a factory that returns nil.
+func (c *conn) makeProtocol(f proto.Factory) (p proto.Protocol) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error("protocol factory panicked", "peer", addrString(c.remote), "panic", fmt.Sprint(v))
+			p = nil
+		}
+	}()
+	p = f(proto.ConnInfo{LocalAddr: c.local, RemoteAddr: c.remote, Network: c.o.Network})
+	if p == nil {
+		c.log.Error("protocol factory returned nil; connection closed", "peer", addrString(c.remote))
+	}
+	return p
+}
+
+// handshaker is a connection with a handshake to complete before it carries
+// data (crypto/tls.Conn).
+type handshaker interface {
+	HandshakeContext(ctx context.Context) error
+}
+
+// handshake completes the TLS handshake before the read loop, bounded by the
+// read or idle timeout (defaultHandshakeTimeout without either), so that no
+// wake-up of the loop can interrupt it. A failure is logged with the peer and
+// reported to OnError, and the connection is closed; it reports success.
+func (c *conn) handshake(hs handshaker) bool {
+	d := defaultHandshakeTimeout
+	for _, t := range []time.Duration{c.o.ReadTimeout, c.o.IdleTimeout} {
+		if t > 0 && t < d {
+			d = t
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	err := hs.HandshakeContext(ctx)
+	cancel()
+	if err == nil {
+		return true
+	}
+	c.mu.Lock()
+	aborted := c.closed // closed by us (Close, a shutdown deadline), not the peer's doing
+	c.mu.Unlock()
+	if !aborted {
+		err = fmt.Errorf("sockit: tls handshake: %w", err)
+		c.log.Info("tls handshake failed", "peer", addrString(c.remote), "err", err)
+		if c.o.OnError != nil {
+			c.o.OnError(c.remote, err)
+		}
+		c.closeNow(err)
+	}
+	return false
+}
+
+// loop reads and delivers until the connection is closed.
+func (c *conn) loop() {
 	size := minReadBuf
 	if c.packet {
-		size = maxReadBuf
+		size = MaxPacket
 	}
-	buf := make([]byte, size)
+	c.rbuf = make([]byte, size)
 	eof := false
 	for {
 		c.runEvents()
+		if h := c.e.hookBeforeArm; h != nil {
+			h()
+		}
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
 			break
+		}
+		if len(c.events) > 0 {
+			// Posted since runEvents looked: run it before blocking in a
+			// Read that this post could not interrupt (inRead was false).
+			c.mu.Unlock()
+			continue
 		}
 		if len(c.held) > 0 && !c.readPaused && !c.closing {
 			held := c.held
@@ -170,7 +283,14 @@ func (c *conn) serve() {
 		c.inRead = true
 		c.mu.Unlock()
 
-		n, err := c.nc.Read(buf)
+		buf := c.rbuf
+		var n int
+		var err error
+		if c.pr != nil {
+			n, err = c.pr.read(buf)
+		} else {
+			n, err = c.nc.Read(buf)
+		}
 
 		c.mu.Lock()
 		c.inRead = false
@@ -182,7 +302,7 @@ func (c *conn) serve() {
 		if n > 0 && !paused {
 			c.deliver(buf[:n])
 			if n == len(buf) && len(buf) < maxReadBuf {
-				buf = make([]byte, 2*len(buf))
+				c.rbuf = make([]byte, 2*len(buf))
 			}
 		}
 		if err == nil {
@@ -190,6 +310,12 @@ func (c *conn) serve() {
 		}
 		var ne net.Error
 		switch {
+		case errors.Is(err, ErrPacketTooLarge):
+			c.log.Warn("packet too large, closing connection", "peer", addrString(c.remote), "max", MaxPacket)
+			if c.o.OnError != nil {
+				c.o.OnError(c.remote, err)
+			}
+			c.closeNow(err)
 		case errors.As(err, &ne) && ne.Timeout():
 			if poll && n == 0 {
 				c.pollIdle()
@@ -205,7 +331,6 @@ func (c *conn) serve() {
 			c.closeNow(err) // lost (reset, closed by us: closeNow keeps the first cause)
 		}
 	}
-	c.finish()
 }
 
 // deliver hands data to the protocol and keeps the read timeout's clock.
@@ -322,11 +447,13 @@ func (c *conn) callData(data []byte) {
 	c.p.OnData(data)
 }
 
-// finish runs once the socket is closed: OnClose exactly once, timers
-// stopped, the engine told.
+// finish runs once the connection is closed: OnClose exactly once if OnOpen
+// was called, timers stopped, the engine told.
 func (c *conn) finish() {
 	c.mu.Lock()
 	err := c.closeErr
+	opened := c.opened
+	closeSock := c.closeOnLoop
 	c.events = nil
 	c.done = true
 	if c.idleTimer != nil {
@@ -336,7 +463,12 @@ func (c *conn) finish() {
 		c.readTimer.Stop()
 	}
 	c.mu.Unlock()
-	c.callback(func() { c.p.OnClose(err) })
+	if closeSock {
+		c.sock(opClose)
+	}
+	if opened {
+		c.callback(func() { c.p.OnClose(err) })
+	}
 	c.e.untrackConn(c)
 }
 
@@ -371,7 +503,11 @@ func (c *conn) timeout(err error) {
 	if c.o.OnTimeout != nil {
 		c.o.OnTimeout(c.remote, err)
 	}
-	c.closeNow(err)
+	// The buffer is discarded, but a TLS peer still gets its close_notify.
+	c.mu.Lock()
+	op := c.closeNowLocked(err, opClose)
+	c.mu.Unlock()
+	c.sock(op)
 }
 
 func (c *conn) touch() {
@@ -392,41 +528,99 @@ func (c *conn) shutdown() {
 
 // ---- closing --------------------------------------------------------------
 
+// sockOp is what is left to do to the socket once c.mu is released: closing
+// or half-closing a TLS connection writes a close_notify alert, which can
+// block for seconds on a peer that does not read, so it is never done with
+// c.mu held (every Transport method, and the loop, would wait with it).
+type sockOp uint8
+
+const (
+	opNone       sockOp = iota
+	opClose             // close cleanly (TLS: close_notify, then close)
+	opAbort             // close at once (TLS: the socket under it, no alert)
+	opCloseWrite        // half-close (TLS: close_notify)
+)
+
+// sock does op; c.mu must not be held.
+func (c *conn) sock(op sockOp) {
+	switch op {
+	case opClose:
+		_ = c.nc.Close()
+	case opAbort:
+		if tc, ok := c.nc.(*tls.Conn); ok {
+			_ = tc.NetConn().Close()
+			return
+		}
+		_ = c.nc.Close()
+	case opCloseWrite:
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+			if err := cw.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
+				c.log.Debug("half-close failed", "peer", addrString(c.remote), "err", err)
+			}
+		}
+	}
+}
+
 // closeNow closes the socket at once, discarding the write buffer. The first
 // cause wins; nil means a clean close.
 func (c *conn) closeNow(cause error) {
 	c.mu.Lock()
-	c.closeNowLocked(cause)
+	op := c.closeNowLocked(cause, opAbort)
 	c.mu.Unlock()
+	c.sock(op)
 }
 
-func (c *conn) closeNowLocked(cause error) {
+// kill aborts the connection for a shutdown deadline or Engine.Close: as
+// closeNow does, and it also cuts short a clean TLS close or half-close
+// already under way (a close_notify blocked on a peer that does not read).
+func (c *conn) kill(cause error) {
+	c.closeNow(cause)
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		_ = tc.NetConn().Close()
+	}
+}
+
+// closeNowLocked marks the connection closed (the first cause wins), drops
+// the write buffer and wakes the loop and Drain. It returns op for the caller
+// to do once it has released c.mu, or opNone if the connection was already
+// closed.
+func (c *conn) closeNowLocked(cause error, op sockOp) sockOp {
 	if c.closed {
-		return
+		return opNone
 	}
 	c.closed = true
 	c.closeErr = cause
 	c.pending = nil
 	c.pendingLens = nil
 	c.spare = nil
-	_ = c.nc.Close()
 	c.signalDrainLocked()
 	c.wakeLocked()
+	if _, ok := c.nc.(*tls.Conn); ok && op == opClose && c.opened {
+		// The close_notify may block for seconds: the loop sends it before
+		// OnClose, while the connection is still the engine's, so that a
+		// shutdown deadline or Engine.Close can cut it short (kill).
+		c.closeOnLoop = true
+		return opNone
+	}
+	return op
 }
 
 // Close flushes the write buffer, then closes; OnClose(nil) follows.
 func (c *conn) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed || c.closing {
+		c.mu.Unlock()
 		return nil
 	}
 	c.closing = true
+	op := opNone
 	if c.bufferedLocked() == 0 {
-		c.closeNowLocked(nil)
+		op = c.closeNowLocked(nil, opClose)
 	} else {
 		c.wakeLocked() // stop reading
 	}
+	c.mu.Unlock()
+	c.sock(op)
 	return nil
 }
 
@@ -493,8 +687,9 @@ func (c *conn) writev(bufs [][]byte) error {
 				c.touch()
 			}
 			if err != nil {
-				c.closeNowLocked(err)
+				op := c.closeNowLocked(err, opAbort)
 				c.mu.Unlock()
+				c.sock(op)
 				return proto.ErrClosed
 			}
 			if n < len(bufs[0]) {
@@ -558,8 +753,9 @@ func (c *conn) writeLoop() {
 		c.mu.Lock()
 		if c.closed || len(c.pending) == 0 {
 			c.writerActive = false
-			c.afterFlushLocked()
+			op := c.afterFlushLocked()
 			c.mu.Unlock()
+			c.sock(op)
 			return
 		}
 		buf := c.pending
@@ -576,9 +772,10 @@ func (c *conn) writeLoop() {
 			c.spare = buf[:0]
 		}
 		if err != nil {
-			c.closeNowLocked(err)
+			op := c.closeNowLocked(err, opAbort)
 			c.writerActive = false
 			c.mu.Unlock()
+			c.sock(op)
 			return
 		}
 		if c.writePaused && c.bufferedLocked() <= c.low {
@@ -622,47 +819,44 @@ func (c *conn) writeOut(buf []byte, lens []int) error {
 	return nil
 }
 
-// afterFlushLocked finishes a WriteEOF or Close that waited for the buffer.
-func (c *conn) afterFlushLocked() {
+// afterFlushLocked finishes a WriteEOF or Close that waited for the buffer;
+// it returns what the caller must do to the socket once c.mu is released.
+func (c *conn) afterFlushLocked() sockOp {
 	if c.closed || c.bufferedLocked() != 0 {
-		return
+		return opNone
 	}
 	c.signalDrainLocked()
 	if c.closing {
-		c.closeNowLocked(nil)
-		return
+		return c.closeNowLocked(nil, opClose)
 	}
 	if c.eofWanted && !c.eofDone {
-		c.shutdownWriteLocked()
+		c.eofDone = true
+		return opCloseWrite
 	}
-}
-
-func (c *conn) shutdownWriteLocked() {
-	c.eofDone = true
-	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-		if err := cw.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
-			c.log.Debug("half-close failed", "peer", addrString(c.remote), "err", err)
-		}
-	}
+	return opNone
 }
 
 // WriteEOF half-closes once the buffer has drained.
 func (c *conn) WriteEOF() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed || c.closing {
+		c.mu.Unlock()
 		return proto.ErrClosed
 	}
 	if _, ok := c.nc.(interface{ CloseWrite() error }); !ok {
+		c.mu.Unlock()
 		return proto.ErrHalfCloseUnsupported
 	}
-	if c.eofWanted {
-		return nil
+	op := opNone
+	if !c.eofWanted {
+		c.eofWanted = true
+		if c.bufferedLocked() == 0 {
+			c.eofDone = true
+			op = opCloseWrite
+		}
 	}
-	c.eofWanted = true
-	if c.bufferedLocked() == 0 {
-		c.shutdownWriteLocked()
-	}
+	c.mu.Unlock()
+	c.sock(op)
 	return nil
 }
 

@@ -31,6 +31,11 @@ type Engine struct {
 	changed  chan struct{} // closed and replaced when a conn ends
 	stopping bool          // Shutdown or Close began
 	done     chan struct{} // closed when Shutdown or Close began
+
+	// hookBeforeArm, if set (by tests, before serving), runs on a loop
+	// between running its posted events and arming its blocking read: the
+	// window in which a wake-up must not be lost.
+	hookBeforeArm func()
 }
 
 var _ engine.Engine = (*Engine)(nil)
@@ -230,20 +235,7 @@ func (e *Engine) serveConn(nc net.Conn, o *engine.Options, f proto.Factory, rele
 	if release != nil {
 		defer release()
 	}
-	var c *conn
-	func() {
-		defer func() {
-			if v := recover(); v != nil {
-				o.Logger.Error("protocol factory panicked", "peer", addrString(nc.RemoteAddr()), "panic", v)
-				_ = nc.Close()
-				c = nil
-			}
-		}()
-		c = newConn(e, nc, o, f)
-	}()
-	if c != nil {
-		c.serve()
-	}
+	newConn(e, nc, o).serve(f)
 }
 
 // Shutdown ends every connection gracefully (see engine.Engine).
@@ -294,7 +286,7 @@ func (e *Engine) Close() error {
 func (e *Engine) abortAll(cause error, self uint64) {
 	for _, c := range e.snapshot() {
 		if c.loopGID.Load() != self {
-			c.closeNow(cause)
+			c.kill(cause)
 		}
 	}
 	deadline := time.NewTimer(2 * time.Second)

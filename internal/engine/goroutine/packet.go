@@ -76,8 +76,11 @@ func (e *Engine) ServePacket(pc net.PacketConn, p proto.DatagramProtocol, opts e
 func (ep *packetEndpoint) serve() {
 	ep.loopGID.Store(engine.GoroutineID())
 	defer ep.loopGID.Store(0)
+	// bc is set before OnOpen: from then on WriteTo may run on any
+	// goroutine, and it reads bc.
+	ep.bc = newBatchConn(ep.pc)
 	ep.callback(func() { ep.p.OnOpen(ep) })
-	if ep.bc = newBatchConn(ep.pc); ep.bc != nil {
+	if ep.bc != nil {
 		ep.readBatches()
 	} else {
 		ep.readOneByOne()
@@ -90,20 +93,32 @@ func (ep *packetEndpoint) serve() {
 }
 
 // beforeRead runs pending events and arms the read; it reports false once the
-// endpoint is closed.
+// endpoint is closed. An event posted after runEvents looked (its wake found
+// no read to interrupt) is run before the read is armed, never left waiting
+// for the next datagram.
 func (ep *packetEndpoint) beforeRead() bool {
-	ep.runEvents()
-	ep.mu.Lock()
-	defer ep.mu.Unlock()
-	if ep.closed {
-		return false
+	for {
+		ep.runEvents()
+		if h := ep.e.hookBeforeArm; h != nil {
+			h()
+		}
+		ep.mu.Lock()
+		if ep.closed {
+			ep.mu.Unlock()
+			return false
+		}
+		if len(ep.events) > 0 {
+			ep.mu.Unlock()
+			continue
+		}
+		if ep.woken {
+			ep.woken = false
+			_ = ep.pc.SetReadDeadline(time.Time{})
+		}
+		ep.inRead = true
+		ep.mu.Unlock()
+		return true
 	}
-	if ep.woken {
-		ep.woken = false
-		_ = ep.pc.SetReadDeadline(time.Time{})
-	}
-	ep.inRead = true
-	return true
 }
 
 // readFailed handles a read error; it reports false when the endpoint ends.
