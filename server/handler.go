@@ -111,16 +111,29 @@ type handled struct {
 
 // handlerSet tracks the running handlers for Shutdown.
 type handlerSet struct {
-	mu      sync.Mutex
-	conns   map[net.Conn]context.CancelFunc
-	changed chan struct{}
+	mu       sync.Mutex
+	conns    map[net.Conn]runningHandler
+	changed  chan struct{}   // closed and replaced when a handler ends or a Shutdown begins
+	stoppers engine.Stoppers // goroutines inside Shutdown: not waited for
+}
+
+// runningHandler is one handler's cancel function and goroutine.
+type runningHandler struct {
+	cancel context.CancelFunc
+	gid    uint64
+}
+
+// signal wakes every Shutdown waiting on hs. hs.mu is held.
+func (hs *handlerSet) signal() {
+	close(hs.changed)
+	hs.changed = make(chan struct{})
 }
 
 func (s *Server) handlers() *handlerSet {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.hset == nil {
-		s.hset = &handlerSet{conns: make(map[net.Conn]context.CancelFunc), changed: make(chan struct{})}
+		s.hset = &handlerSet{conns: make(map[net.Conn]runningHandler), changed: make(chan struct{})}
 	}
 	return s.hset
 }
@@ -129,7 +142,7 @@ func (s *Server) runHandler(hc handled, h HandlerFunc) {
 	hs := s.handlers()
 	ctx, cancel := context.WithCancel(context.Background())
 	hs.mu.Lock()
-	hs.conns[hc.c] = cancel
+	hs.conns[hc.c] = runningHandler{cancel: cancel, gid: engine.GoroutineID()}
 	hs.mu.Unlock()
 	defer func() {
 		if v := recover(); v != nil {
@@ -144,8 +157,7 @@ func (s *Server) runHandler(hc handled, h HandlerFunc) {
 		hc.release()
 		hs.mu.Lock()
 		delete(hs.conns, hc.c)
-		close(hs.changed)
-		hs.changed = make(chan struct{})
+		hs.signal()
 		hs.mu.Unlock()
 	}()
 	if s.isClosing() {
@@ -155,17 +167,28 @@ func (s *Server) runHandler(hc handled, h HandlerFunc) {
 }
 
 // shutdownHandlers waits for the running handlers; at ctx's end it cancels
-// them and closes their connections.
-func (s *Server) shutdownHandlers(ctx context.Context) error {
+// them and closes their connections. A handler that calls Shutdown itself is
+// not waited for (it could not finish while it waits), and neither is any
+// other handler waiting in Shutdown.
+func (s *Server) shutdownHandlers(ctx context.Context, self uint64) error {
 	s.mu.Lock()
 	hs := s.hset
 	s.mu.Unlock()
 	if hs == nil {
 		return nil
 	}
+	defer hs.stoppers.Enter(self)()
+	hs.mu.Lock()
+	hs.signal()
+	hs.mu.Unlock()
 	for {
 		hs.mu.Lock()
-		n := len(hs.conns)
+		n := 0
+		for _, r := range hs.conns {
+			if !hs.stoppers.Has(r.gid) {
+				n++
+			}
+		}
 		ch := hs.changed
 		hs.mu.Unlock()
 		if n == 0 {
@@ -175,9 +198,11 @@ func (s *Server) shutdownHandlers(ctx context.Context) error {
 		case <-ch:
 		case <-ctx.Done():
 			hs.mu.Lock()
-			for c, cancel := range hs.conns {
-				cancel()
-				_ = c.Close()
+			for c, r := range hs.conns {
+				if r.gid != self {
+					r.cancel()
+					_ = c.Close()
+				}
 			}
 			hs.mu.Unlock()
 			return ctx.Err()

@@ -84,8 +84,11 @@ type Server struct {
 	// Verify accepts or refuses a peer (socketserver's verify_request); a
 	// refused peer is closed at once. Nil accepts all.
 	Verify func(local, remote net.Addr) bool
-	// HandleError is called once for each connection whose protocol failed
-	// (panicked); serving continues (socketserver's handle_error).
+	// HandleError is called once for each connection that failed: its
+	// protocol or handler panicked (a *engine.PanicError), its TLS handshake
+	// failed, or a Unix seqpacket record was too large to read whole. The
+	// event is logged either way and serving continues (socketserver's
+	// handle_error).
 	HandleError func(remote net.Addr, err error)
 	// HandleTimeout is called when an idle or read timeout closes a
 	// connection (socketserver's handle_timeout).
@@ -280,8 +283,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.stopAccepting() {
 		return nil
 	}
+	self := engine.GoroutineID() // a handler or callback calling Shutdown
 	herr := make(chan error, 1)
-	go func() { herr <- s.shutdownHandlers(ctx) }()
+	go func() { herr <- s.shutdownHandlers(ctx, self) }()
 	err := s.eng.Shutdown(ctx)
 	if e := <-herr; err == nil {
 		err = e
@@ -297,7 +301,7 @@ func (s *Server) Close() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_ = s.shutdownHandlers(ctx)
+	_ = s.shutdownHandlers(ctx, engine.GoroutineID())
 	return s.eng.Close()
 }
 

@@ -51,8 +51,11 @@ type Options struct {
 	// it within this long (slow-loris); 0 means never. It needs a protocol
 	// that implements proto.Idler.
 	ReadTimeout time.Duration
-	// OnError is called once for each connection whose protocol panicked
-	// (socketserver's handle_error); it may be nil.
+	// OnError is called once for each connection that fails other than by a
+	// timeout: its protocol panicked (a *PanicError), its TLS handshake
+	// failed (then no OnOpen was called), or a Unix seqpacket record was
+	// larger than the engine reads whole (socketserver's handle_error). It
+	// may be nil.
 	OnError func(remote net.Addr, err error)
 	// OnTimeout is called when an idle or read timeout closes a connection
 	// (socketserver's handle_timeout); it may be nil.

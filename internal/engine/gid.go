@@ -1,6 +1,9 @@
 package engine
 
-import "runtime"
+import (
+	"runtime"
+	"sync"
+)
 
 // GoroutineID returns the current goroutine's id, parsed from the first line of its
 // stack trace ("goroutine 123 [running]:").
@@ -28,4 +31,39 @@ func GoroutineID() uint64 {
 		id = id*10 + uint64(ch-'0')
 	}
 	return id
+}
+
+// Stoppers records the goroutines that are inside a Shutdown, so that a
+// Shutdown called from a callback waits neither for its own connection nor
+// for a connection whose callback is itself waiting in Shutdown (two
+// callbacks calling Shutdown at once would otherwise wait for each other
+// until the deadline). The zero value is ready.
+type Stoppers struct {
+	mu  sync.Mutex
+	ids map[uint64]int
+}
+
+// Enter records goroutine id (usually GoroutineID()) and returns the
+// function that removes it again.
+func (s *Stoppers) Enter(id uint64) (leave func()) {
+	s.mu.Lock()
+	if s.ids == nil {
+		s.ids = make(map[uint64]int)
+	}
+	s.ids[id]++
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		if s.ids[id]--; s.ids[id] <= 0 {
+			delete(s.ids, id)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Has reports whether goroutine id is inside a Shutdown.
+func (s *Stoppers) Has(id uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ids[id] > 0
 }

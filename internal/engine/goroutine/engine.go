@@ -36,6 +36,8 @@ type Engine struct {
 	// between running its posted events and arming its blocking read: the
 	// window in which a wake-up must not be lost.
 	hookBeforeArm func()
+
+	stoppers engine.Stoppers // goroutines inside Shutdown
 }
 
 var _ engine.Engine = (*Engine)(nil)
@@ -242,6 +244,11 @@ func (e *Engine) serveConn(nc net.Conn, o *engine.Options, f proto.Factory, rele
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.beginStop()
 	self := engine.GoroutineID()
+	defer e.stoppers.Enter(self)()
+	e.mu.Lock()
+	close(e.changed) // other Shutdowns stop waiting for this caller's conn
+	e.changed = make(chan struct{})
+	e.mu.Unlock()
 	for _, c := range e.snapshot() {
 		c.shutdown()
 	}
@@ -252,7 +259,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		e.mu.Lock()
 		waiting := 0
 		for c := range e.conns {
-			if c.loopGID.Load() != self {
+			if !e.stoppers.Has(c.loopGID.Load()) {
 				waiting++
 			}
 		}
