@@ -26,6 +26,10 @@ import (
 // ErrServerClosed is returned by Serve and ServePacket after Shutdown or Close.
 var ErrServerClosed = errors.New("sockit: server closed")
 
+// PanicError is what HandleError receives when a protocol callback or a
+// handler panicked: the panic value and the goroutine's stack.
+type PanicError = engine.PanicError
+
 // Concurrency is how stream connections are dispatched (socketserver's
 // mix-ins). It applies to the goroutine engine; event-loop engines serve every
 // connection on their loops.
@@ -85,7 +89,7 @@ type Server struct {
 	// refused peer is closed at once. Nil accepts all.
 	Verify func(local, remote net.Addr) bool
 	// HandleError is called once for each connection that failed: its
-	// protocol or handler panicked (a *engine.PanicError), its TLS handshake
+	// protocol or handler panicked (a *PanicError), its TLS handshake
 	// failed, or a Unix seqpacket record was too large to read whole. The
 	// event is logged either way and serving continues (socketserver's
 	// handle_error).
