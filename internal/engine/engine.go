@@ -111,7 +111,10 @@ type Engine interface {
 	// Shutdown stops admitting connections, closes idle ones, lets busy ones
 	// finish their current exchange and waits for all of them; when ctx ends
 	// it aborts the rest and returns ctx.Err(). Called from a callback, it
-	// does not wait for that callback's own connection.
+	// does not wait for what cannot finish while the callback waits: its own
+	// connection (goroutine engine), every connection of its event loop
+	// (epoll), and the connections of other callbacks that are themselves
+	// inside Shutdown. Those end after their callbacks return.
 	Shutdown(ctx context.Context) error
 	// Close aborts every connection and waits for their callbacks to end.
 	Close() error
@@ -184,3 +187,26 @@ func Limits(high, low int) (int, int, error) {
 	}
 	return high, low, nil
 }
+
+// MaxRecord is the largest Unix seqpacket (unixpacket) record the engines
+// deliver: one read buffer, like a datagram endpoint's.
+const MaxRecord = 64 << 10
+
+// ErrRecordTooLarge matches (errors.Is) the error both engines give OnError
+// and OnClose when a unixpacket record is larger than MaxRecord. The record
+// is never delivered cut; the connection is closed.
+var ErrRecordTooLarge = errors.New("sockit: unixpacket record too large")
+
+// RecordTooLargeError is that error: the record's size when the kernel
+// reported it (0 when not known) and the limit.
+type RecordTooLargeError struct{ Size, Max int }
+
+func (e *RecordTooLargeError) Error() string {
+	if e.Size > 0 {
+		return fmt.Sprintf("sockit: unixpacket record of %d bytes is larger than %d bytes; connection closed", e.Size, e.Max)
+	}
+	return fmt.Sprintf("sockit: unixpacket record larger than %d bytes; connection closed", e.Max)
+}
+
+// Is makes errors.Is(err, ErrRecordTooLarge) true.
+func (e *RecordTooLargeError) Is(target error) bool { return target == ErrRecordTooLarge }

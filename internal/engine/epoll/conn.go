@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -27,8 +28,8 @@ const keepOut = 16 << 10
 // callback; Write and the other Transport methods may be called from any
 // goroutine and take mu.
 //
-// Lock order (also in LOCKS.md): Engine.mu → (nothing); loop.mu is a leaf;
-// conn.mu is a leaf. No callback runs with any of them held.
+// Lock order: LOCKS.md (conn.mu, then loop.mu, then Engine.mu). No callback
+// runs with any of them held.
 type conn struct {
 	l      *loop
 	fd     int
@@ -46,8 +47,13 @@ type conn struct {
 	stopping  bool
 	finished  bool
 	msgStart  time.Time
-	readTimer *timer
-	idleTimer *timer
+	readTimer *timer // made once, re-armed per message
+	idleTimer *timer // made once, re-armed by each idle check
+	// pauseDelivered is the write-pause state the protocol was last told
+	// (OnPauseWriting: true, OnResumeWriting: false); syncPause makes it
+	// follow writePaused, so the two callbacks strictly alternate.
+	pauseDelivered bool
+	syncFn         func() // c.syncPause, bound once: posting it allocates nothing
 
 	mu          sync.Mutex
 	events      uint32 // the epoll mask registered
@@ -58,7 +64,7 @@ type conn struct {
 	high, low   int
 	hard        int
 	hardSet     bool
-	writePaused bool
+	writePaused bool // the state; delivered by syncPause on the loop
 	eofWanted   bool
 	eofDone     bool
 	eof         bool // the peer's EOF was seen
@@ -150,7 +156,7 @@ func (c *conn) handle(ev uint32) {
 // readOnce reads what the socket has (one read of up to 64 KiB into the
 // loop's buffer) and delivers it.
 func (c *conn) readOnce() {
-	n, err := unix.Read(c.fd, c.l.buf)
+	n, err := c.read()
 	switch {
 	case n > 0:
 		c.touch()
@@ -170,8 +176,41 @@ func (c *conn) readOnce() {
 		}
 	case err == unix.EAGAIN || err == unix.EINTR:
 	default:
-		c.lose(err)
+		c.readFailed(err)
 	}
+}
+
+// read reads into the loop's buffer. On a SOCK_SEQPACKET socket one read is
+// one record; recvfrom with MSG_TRUNC returns the record's real length, so a
+// record longer than the buffer (which the kernel would cut silently) is
+// reported as a RecordTooLargeError instead of delivered.
+func (c *conn) read() (int, error) {
+	buf := c.l.buf
+	if !c.packet {
+		return unix.Read(c.fd, buf)
+	}
+	r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(c.fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), unix.MSG_TRUNC, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	if n := int(r); n > len(buf) {
+		return 0, &engine.RecordTooLargeError{Size: n, Max: len(buf)}
+	}
+	return int(r), nil
+}
+
+// readFailed ends the connection after a failed read. A record too large is
+// the protocol's business (OnError, then OnClose(err)); a socket error is
+// just the cause of the loss.
+func (c *conn) readFailed(err error) {
+	var big *engine.RecordTooLargeError
+	if errors.As(err, &big) {
+		c.o.Logger.Warn("unixpacket record too large; connection closed", "peer", addrString(c.remote), "size", big.Size, "max", big.Max)
+		if c.o.OnError != nil {
+			c.o.OnError(c.remote, err)
+		}
+	}
+	c.lose(err)
 }
 
 // afterData keeps the read timeout's clock and finishes a graceful shutdown.
@@ -188,12 +227,14 @@ func (c *conn) afterData() {
 		case idle:
 			c.msgStart = time.Time{}
 			if c.readTimer != nil {
-				c.readTimer.Stop()
-				c.readTimer = nil
+				c.l.removeTimer(c.readTimer)
 			}
 		case c.msgStart.IsZero():
 			c.msgStart = time.Now()
-			c.readTimer = c.l.addTimer(c.o.ReadTimeout, c.checkRead)
+			if c.readTimer == nil {
+				c.readTimer = c.l.newConnTimer(c.checkRead)
+			}
+			c.l.resetTimer(c.readTimer, c.o.ReadTimeout)
 		}
 	}
 	if c.stopping && idle {
@@ -220,7 +261,7 @@ func (c *conn) shutdown() {
 	c.mu.Unlock()
 	if reading {
 		for i := 0; i < 16; i++ { // bounded: a flooding peer cannot hold us
-			n, err := unix.Read(c.fd, c.l.buf)
+			n, err := c.read()
 			if n > 0 {
 				c.touch()
 				c.callData(c.l.buf[:n])
@@ -241,7 +282,7 @@ func (c *conn) shutdown() {
 					return
 				}
 			} else if err != unix.EAGAIN && err != unix.EINTR {
-				c.lose(err)
+				c.readFailed(err)
 				return
 			}
 			break
@@ -296,16 +337,6 @@ func (c *conn) contain(v any) {
 	c.mu.Unlock()
 }
 
-// post runs f on the loop as this connection's next callback, unless the
-// connection has ended by then.
-func (c *conn) post(f func()) {
-	c.l.post(func() {
-		if !c.finished {
-			c.call(f)
-		}
-	})
-}
-
 // ---- closing ----------------------------------------------------------------
 
 // closeLocked ends the connection: no more writes; the loop closes the fd
@@ -350,16 +381,16 @@ func (c *conn) closeFD(err error) {
 	delete(c.l.conns, c.fd)
 	_ = unix.Close(c.fd)
 	if c.readTimer != nil {
-		c.readTimer.Stop()
+		c.l.removeTimer(c.readTimer)
 	}
 	if c.idleTimer != nil {
-		c.idleTimer.Stop()
+		c.l.removeTimer(c.idleTimer)
 	}
 	c.call(func() { c.p.OnClose(err) })
 	if c.release != nil {
 		c.release()
 	}
-	c.l.e.connDone()
+	c.l.e.connDone(c.l)
 }
 
 // Close flushes the buffer, then closes; OnClose(nil) follows.
@@ -475,26 +506,63 @@ func (c *conn) writev(bufs [][]byte) error {
 		c.outLens = append(c.outLens, total-written)
 	}
 	c.updateEventsLocked()
-	pause := false
+	inline := false
 	if !c.writePaused && c.queued() > c.high {
 		c.writePaused = true
-		pause = true
+		inline = c.pauseChangedLocked()
 	}
 	c.mu.Unlock()
-	if pause {
-		c.deliverPause()
+	if inline {
+		c.syncPause()
 	}
 	return nil
 }
 
-// deliverPause calls OnPauseWriting: synchronously when the Write came from
-// this connection's own callback, else as its next callback.
-func (c *conn) deliverPause() {
-	if c.l.onLoop() && c.l.current == c {
-		c.p.OnPauseWriting()
-		return
+// pauseChangedLocked is called, c.mu held, when writePaused has changed. It
+// reports true when the caller is a callback of this connection (on the
+// loop), which must then call syncPause itself once it has released c.mu:
+// OnPauseWriting runs synchronously inside the Write that crossed high.
+// Otherwise it posts syncPause (under c.mu, so that every change is followed
+// by a sync on the loop), which delivers the change as the connection's next
+// callback.
+func (c *conn) pauseChangedLocked() bool {
+	if c.l.onLoop() && c.l.current == c { // current is the loop's: onLoop first
+		return true
 	}
-	c.post(c.p.OnPauseWriting)
+	c.l.post(c.syncFn)
+	return false
+}
+
+// syncPause runs on the loop. It delivers the write-pause state, not its
+// edges: it compares writePaused with what the protocol was last told and
+// calls OnPauseWriting or OnResumeWriting only when they differ. So the two
+// strictly alternate, starting with OnPauseWriting, however writers on other
+// goroutines and the loop's flushes interleave; a pause undone before the
+// loop could deliver it is not delivered at all.
+func (c *conn) syncPause() {
+	for !c.finished {
+		c.mu.Lock()
+		want := c.writePaused
+		c.mu.Unlock()
+		if want == c.pauseDelivered {
+			return
+		}
+		c.pauseDelivered = want
+		switch {
+		case c.l.current == c:
+			// Inside this connection's callback (a Write from it): a
+			// panic unwinds to that callback's containment.
+			if want {
+				c.p.OnPauseWriting()
+			} else {
+				c.p.OnResumeWriting()
+			}
+		case want:
+			c.call(c.p.OnPauseWriting)
+		default:
+			c.call(c.p.OnResumeWriting)
+		}
+	}
 }
 
 // flush writes queued bytes when the socket is writable (on the loop).
@@ -544,7 +612,7 @@ func (c *conn) flush() {
 	resume := false
 	if c.writePaused && c.queued() <= c.low {
 		c.writePaused = false
-		resume = true
+		resume = true // delivered below, by syncPause
 	}
 	if c.queued() <= c.low {
 		c.signalDrainLocked()
@@ -562,7 +630,7 @@ func (c *conn) flush() {
 	c.updateEventsLocked()
 	c.mu.Unlock()
 	if resume {
-		c.call(c.p.OnResumeWriting)
+		c.syncPause()
 	}
 }
 
@@ -638,22 +706,23 @@ func (c *conn) SetWriteBufferLimits(high, low int) error {
 	if !c.hardSet {
 		c.hard = high * proto.HardLimitFactor
 	}
-	pause, resume := false, false
+	inline := false
 	switch {
 	case !c.writePaused && c.queued() > c.high:
-		c.writePaused, pause = true, true
+		// Pauses at once: synchronously when called from a callback.
+		c.writePaused = true
+		inline = c.pauseChangedLocked()
 	case c.writePaused && c.queued() <= c.low:
-		c.writePaused, resume = false, true
+		// Resumes as the connection's next callback.
+		c.writePaused = false
+		c.l.post(c.syncFn)
 	}
 	if c.queued() <= c.low {
 		c.signalDrainLocked()
 	}
 	c.mu.Unlock()
-	if pause {
-		c.deliverPause()
-	}
-	if resume {
-		c.post(c.p.OnResumeWriting)
+	if inline {
+		c.syncPause()
 	}
 	return nil
 }
@@ -711,7 +780,7 @@ func (c *conn) checkIdle() {
 	}
 	left := c.o.IdleTimeout - time.Since(time.Unix(0, c.activity.Load()))
 	if left > 0 {
-		c.idleTimer = c.l.addTimer(left, c.checkIdle)
+		c.l.resetTimer(c.idleTimer, left)
 		return
 	}
 	c.timeout(engine.ErrIdleTimeout)
@@ -722,7 +791,7 @@ func (c *conn) checkRead() {
 		return
 	}
 	if left := c.o.ReadTimeout - time.Since(c.msgStart); left > 0 {
-		c.readTimer = c.l.addTimer(left, c.checkRead)
+		c.l.resetTimer(c.readTimer, left)
 		return
 	}
 	c.timeout(engine.ErrReadTimeout)
@@ -748,5 +817,3 @@ func addrString(a net.Addr) string {
 	}
 	return "unix socket peer"
 }
-
-var _ = errors.New

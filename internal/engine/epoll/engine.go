@@ -6,6 +6,18 @@
 // per loop (an idle connection holds no buffer), direct writes and writev
 // when the write buffer is empty, and an eventfd for wake-ups from other
 // goroutines. Lock order: LOCKS.md beside this file.
+//
+// Shutdown or Close called from a callback runs on a loop, which cannot run
+// anything else until the callback returns: so it waits for the connections
+// of the other loops only. Every connection of the caller's loop (the
+// caller's own, the others it serves, and any handed to it but not opened
+// yet) is closed gracefully by that loop once the callback returns, aborted
+// at ctx's deadline if it has one, and the loop then stops. Called from a
+// callback, Shutdown's result therefore covers the other loops only.
+//
+// A loop whose epoll wait fails stops: each of its connections gets the
+// error through OnError and OnClose(err), new connections go to the other
+// loops, and Shutdown and Close do not wait for it.
 package epoll
 
 import (
@@ -43,8 +55,11 @@ type Engine struct {
 
 	mu       sync.Mutex
 	stopping bool
-	live     int           // connections on the loops
-	changed  chan struct{} // closed and replaced when live drops
+	changed  chan struct{} // closed and replaced when a loop's live count drops or a Shutdown begins on a loop
+	// inShutdown counts, per loop, the callbacks of that loop now inside
+	// Shutdown: no Shutdown waits for those loops (they cannot make
+	// progress until the callback returns).
+	inShutdown map[*loop]int
 }
 
 var _ engine.Engine = (*Engine)(nil)
@@ -65,6 +80,8 @@ func New(cfg engine.Config) (*Engine, error) {
 		nloop:    n,
 		fallback: goroutine.New(cfg),
 		changed:  make(chan struct{}),
+
+		inShutdown: make(map[*loop]int),
 	}, nil
 }
 
@@ -170,18 +187,22 @@ func (e *Engine) serveConn(nc net.Conn, f proto.Factory, o *engine.Options, rele
 		// it, with the same semantics.
 		return e.fallback.ServeConn(nc, f, *o, release)
 	}
-	l := e.loops[int(e.next.Add(1))%len(e.loops)]
 	local, remote := nc.LocalAddr(), nc.RemoteAddr()
-	e.addLive()
-	if !l.post(func() { l.open(fd, packet, local, remote, f, o, release) }) {
-		unix.Close(fd)
-		if release != nil {
-			release()
+	// Round robin, skipping a loop that has ended (its epoll wait failed).
+	first := int(e.next.Add(1))
+	for i := 0; i < len(e.loops); i++ {
+		l := e.loops[(first+i)%len(e.loops)]
+		e.addLive(l)
+		if l.post(func() { l.open(fd, packet, local, remote, f, o, release) }) {
+			return nil
 		}
-		e.connDone()
-		return engine.ErrEngineClosed
+		e.connDone(l)
 	}
-	return nil
+	unix.Close(fd)
+	if release != nil {
+		release()
+	}
+	return engine.ErrEngineClosed
 }
 
 // detach takes the socket out of nc: a duplicate of its descriptor (still
@@ -244,22 +265,24 @@ func (l *loop) open(fd int, packet bool, local, remote net.Addr, f proto.Factory
 		if release != nil {
 			release()
 		}
-		l.e.connDone()
+		l.e.connDone(l)
 		return
 	}
 	c.idler, _ = c.p.(proto.Idler)
+	c.syncFn = c.syncPause
 	if err := l.register(c); err != nil {
 		o.Logger.Error("epoll register failed", "peer", addrString(remote), "err", err)
 		unix.Close(fd)
 		if release != nil {
 			release()
 		}
-		l.e.connDone()
+		l.e.connDone(l)
 		return
 	}
 	c.touch()
 	if o.IdleTimeout > 0 {
-		c.idleTimer = l.addTimer(o.IdleTimeout, c.checkIdle)
+		c.idleTimer = l.newConnTimer(c.checkIdle)
+		l.resetTimer(c.idleTimer, o.IdleTimeout)
 	}
 	c.call(func() { c.p.OnOpen(c) })
 	if l.e.isStopping() {
@@ -267,15 +290,17 @@ func (l *loop) open(fd int, packet bool, local, remote net.Addr, f proto.Factory
 	}
 }
 
-func (e *Engine) addLive() {
+// addLive counts a connection handed to l (before its open is posted).
+func (e *Engine) addLive(l *loop) {
 	e.mu.Lock()
-	e.live++
+	l.live++
 	e.mu.Unlock()
 }
 
-func (e *Engine) connDone() {
+// connDone uncounts a connection of l once it has ended.
+func (e *Engine) connDone(l *loop) {
 	e.mu.Lock()
-	e.live--
+	l.live--
 	close(e.changed)
 	e.changed = make(chan struct{})
 	e.mu.Unlock()
@@ -291,8 +316,10 @@ func (e *Engine) ServePacket(pc net.PacketConn, p proto.DatagramProtocol, o engi
 }
 
 // Shutdown ends every connection gracefully. Called from a callback on a
-// loop, it cannot wait for that loop's own connections (the loop is busy
-// running the caller); it waits for the others.
+// loop, it cannot wait for anything of that loop (the loop is busy running
+// the caller): it waits for the other loops' connections; the caller's loop
+// closes its own gracefully after the callback returns, aborts what is left
+// at ctx's deadline, and stops (see the package documentation).
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	e.stopping = true
@@ -309,30 +336,62 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 			}
 		})
 	}
-	fbErr := make(chan error, 1)
-	go func() { fbErr <- e.fallback.Shutdown(ctx) }()
-	err := e.waitLive(ctx, self)
-	if err != nil {
-		e.abortAll(engine.ErrShutdown)
-		_ = e.waitLive(timeoutCtx(2*time.Second), self)
+	if self != nil {
+		e.mu.Lock()
+		e.inShutdown[self]++
+		close(e.changed) // other Shutdowns stop waiting for this loop
+		e.changed = make(chan struct{})
+		e.mu.Unlock()
+		defer func() {
+			e.mu.Lock()
+			if e.inShutdown[self]--; e.inShutdown[self] <= 0 {
+				delete(e.inShutdown, self)
+			}
+			e.mu.Unlock()
+		}()
+		if dl, ok := ctx.Deadline(); ok {
+			l := self
+			l.addTimer(time.Until(dl), func() {
+				for _, c := range l.conns {
+					c.lose(engine.ErrShutdown)
+				}
+			})
+		}
 	}
-	if ferr := <-fbErr; err == nil {
+	// The fallback engine (TLS connections) runs on the caller's goroutine,
+	// so that it knows a caller that is one of its own callbacks.
+	loopErr := make(chan error, 1)
+	go func() {
+		err := e.waitLive(ctx, self)
+		if err != nil {
+			e.abortAll(engine.ErrShutdown)
+			_ = e.waitLive(timeoutCtx(2*time.Second), self)
+		}
+		loopErr <- err
+	}()
+	ferr := e.fallback.Shutdown(ctx)
+	err := <-loopErr
+	if err == nil {
 		err = ferr
 	}
 	e.stopLoops(self)
 	return err
 }
 
-// waitLive waits until no connection is live on the loops (but self's).
+// waitLive waits until no connection is live on the loops but self (the
+// caller's own loop, when called from a callback; it cannot make progress
+// while we wait, so none of its connections, opened or still queued, counts).
 func (e *Engine) waitLive(ctx context.Context, self *loop) error {
 	for {
 		e.mu.Lock()
-		live := e.live
+		live := 0
+		for _, l := range e.loops {
+			if l != self && e.inShutdown[l] == 0 {
+				live += l.live
+			}
+		}
 		ch := e.changed
 		e.mu.Unlock()
-		if self != nil {
-			live -= len(self.conns) // read racily only by self's own goroutine
-		}
 		if live <= 0 {
 			return nil
 		}
@@ -367,8 +426,11 @@ func (e *Engine) stopLoops(self *loop) {
 		l.stop()
 	}
 	for _, l := range e.loops {
-		if l == self {
-			continue
+		e.mu.Lock()
+		busy := e.inShutdown[l] > 0
+		e.mu.Unlock()
+		if l == self || busy {
+			continue // ends after its callback returns
 		}
 		select {
 		case <-l.done:
@@ -397,10 +459,14 @@ func (e *Engine) Close() error {
 	return nil
 }
 
-// stop makes the loop exit once it has no connections left.
+// stop makes the loop exit once it has no connections left. After the loop
+// has ended it does nothing (in particular it never writes the eventfd the
+// loop closed).
 func (l *loop) stop() {
 	l.mu.Lock()
-	l.stopping = true
+	if !l.quit {
+		l.stopping = true
+		l.wakeLocked()
+	}
 	l.mu.Unlock()
-	l.wake()
 }

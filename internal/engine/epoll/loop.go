@@ -5,6 +5,7 @@ package epoll
 import (
 	"container/heap"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,7 @@ type loop struct {
 	deadline time.Time
 
 	conns   map[int]*conn
+	live    int // connections handed to this loop and not ended; Engine.mu
 	timers  timerHeap
 	current *conn // whose callback is running, for synchronous OnPauseWriting
 
@@ -110,11 +112,26 @@ func (l *loop) poll(fd uintptr) bool {
 	return l.nready > 0 || l.waitErr != nil
 }
 
-// wait blocks until events are ready or the next timer is due.
+// wait blocks until events are ready or the next timer is due. When a timer
+// is already due it still polls the sockets (without blocking), so a steady
+// stream of due timers cannot starve I/O.
 func (l *loop) wait() (int, error) {
 	var next time.Time
 	if len(l.timers) > 0 {
 		next = l.timers[0].when
+		if !next.After(time.Now()) {
+			// The netpoller would report the past deadline without ever
+			// calling poll: ask epoll directly, with timeout 0.
+			for {
+				n, err := unix.EpollWait(l.epfd, l.events, 0)
+				if err != unix.EINTR {
+					if n < 0 {
+						n = 0
+					}
+					return n, err
+				}
+			}
+		}
 	}
 	if !next.Equal(l.deadline) {
 		l.deadline = next
@@ -141,24 +158,35 @@ func (l *loop) onLoop() bool {
 // loop has ended and f will never run.
 func (l *loop) post(f func()) bool {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.quit {
-		l.mu.Unlock()
 		return false
 	}
 	l.tasks = append(l.tasks, f)
-	l.mu.Unlock()
-	l.wake()
+	l.wakeLocked()
 	return true
 }
 
+// wake wakes the loop; it does nothing once the loop has ended.
 func (l *loop) wake() {
-	if l.awake.CompareAndSwap(false, true) {
-		var one = [8]byte{1}
-		for {
-			_, err := unix.Write(l.efd, one[:])
-			if err != unix.EINTR {
-				return
-			}
+	l.mu.Lock()
+	l.wakeLocked()
+	l.mu.Unlock()
+}
+
+// wakeLocked writes the eventfd unless a wake-up is already pending. l.mu
+// must be held: the loop sets quit under l.mu before it closes the eventfd,
+// so no write can ever reach a closed descriptor, or another file that reused
+// its number.
+func (l *loop) wakeLocked() {
+	if l.quit || !l.awake.CompareAndSwap(false, true) {
+		return
+	}
+	var one = [8]byte{1}
+	for {
+		_, err := unix.Write(l.efd, one[:])
+		if err != unix.EINTR {
+			return
 		}
 	}
 }
@@ -189,7 +217,7 @@ func (l *loop) run() {
 	for {
 		n, err := l.wait()
 		if err != nil {
-			l.e.log.Error("epoll wait failed; loop stops", "err", err)
+			l.fail(err)
 			return
 		}
 		for i := 0; i < n; i++ {
@@ -214,14 +242,45 @@ func (l *loop) run() {
 		}
 		l.mu.Unlock()
 		if exit {
-			for _, c := range l.conns {
-				c.closeFD(engine.ErrShutdown)
-			}
 			l.file.Close() // closes epfd
 			unix.Close(l.efd)
 			return
 		}
 	}
+}
+
+// fail ends the loop after its epoll wait failed: it takes no more tasks
+// (quit), runs those already queued (so a connection handed to it is opened
+// and then closed, never lost), reports the error to each connection's
+// OnError and closes each with OnClose(err), then closes its descriptors.
+// Nothing waits on a failed loop: Shutdown and Close see its connections
+// gone, and new connections go to the other loops.
+func (l *loop) fail(werr error) {
+	err := fmt.Errorf("sockit: epoll wait failed: %w", werr)
+	l.e.log.Error("event loop failed; closing its connections", "err", err, "conns", len(l.conns))
+	l.mu.Lock()
+	l.quit = true
+	l.mu.Unlock()
+	l.runTasks()
+	for len(l.conns) > 0 {
+		for _, c := range l.conns {
+			c.mu.Lock()
+			// The epoll set is broken: leave it alone (closeLocked and
+			// updateEventsLocked touch it only while registered).
+			c.registered = false
+			c.closeLocked(err) // the finish it posts is refused: quit
+			cause := c.closeErr
+			c.mu.Unlock()
+			if c.o.OnError != nil && !c.finished {
+				c.o.OnError(c.remote, err)
+			}
+			c.closeFD(cause)
+		}
+		l.runTasks() // whatever the callbacks posted before quit
+	}
+	l.timers = nil
+	l.file.Close() // closes epfd
+	unix.Close(l.efd)
 }
 
 // register adds a connection's fd to the loop's epoll set.
@@ -240,14 +299,29 @@ func (l *loop) register(c *conn) error {
 // ---- timers ----------------------------------------------------------------
 
 // timer is an AfterFunc callback or an engine timeout, run on the loop.
+// index is its place in the heap, -1 when it is not in it; when and index
+// are touched only by the loop.
 type timer struct {
+	l     *loop
 	when  time.Time
 	f     func()
 	state atomic.Int32 // 0 pending, 1 ran, 2 stopped
 	index int
 }
 
-func (t *timer) Stop() bool { return t.state.CompareAndSwap(0, 2) }
+// Stop prevents f from running and takes the timer out of the heap (at once
+// on the loop, else as the loop's next task). Callable from any goroutine.
+func (t *timer) Stop() bool {
+	if !t.state.CompareAndSwap(0, 2) {
+		return false
+	}
+	if l := t.l; l.onLoop() {
+		l.removeTimer(t)
+	} else {
+		l.post(func() { l.removeTimer(t) })
+	}
+	return true
+}
 
 type timerHeap []*timer
 
@@ -260,18 +334,48 @@ func (h *timerHeap) Pop() any {
 	t := old[len(old)-1]
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
+	t.index = -1
 	return t
 }
 
 // addTimer schedules f after d on the loop; callable from any goroutine.
 func (l *loop) addTimer(d time.Duration, f func()) *timer {
-	t := &timer{when: time.Now().Add(d), f: f}
+	t := &timer{l: l, when: time.Now().Add(d), f: f, index: -1}
 	if l.onLoop() {
 		heap.Push(&l.timers, t)
 	} else {
-		l.post(func() { heap.Push(&l.timers, t) })
+		l.post(func() {
+			if t.state.Load() == 0 { // not stopped before it got here
+				heap.Push(&l.timers, t)
+			}
+		})
 	}
 	return t
+}
+
+// newConnTimer makes a loop-only timer for f, not scheduled: a connection's
+// read or idle timer, re-armed with resetTimer and never reallocated.
+func (l *loop) newConnTimer(f func()) *timer {
+	return &timer{l: l, f: f, index: -1}
+}
+
+// resetTimer (re)schedules t to fire after d (loop only).
+func (l *loop) resetTimer(t *timer, d time.Duration) {
+	t.when = time.Now().Add(d)
+	t.state.Store(0)
+	if t.index >= 0 {
+		heap.Fix(&l.timers, t.index)
+	} else {
+		heap.Push(&l.timers, t)
+	}
+}
+
+// removeTimer takes t out of the heap if it is there (loop only).
+func (l *loop) removeTimer(t *timer) {
+	if i := t.index; i >= 0 && i < len(l.timers) && l.timers[i] == t {
+		heap.Remove(&l.timers, i)
+	}
+	t.index = -1
 }
 
 func (l *loop) runTimers() {

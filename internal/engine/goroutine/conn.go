@@ -33,12 +33,13 @@ const (
 
 // MaxPacket is the largest unixpacket (SOCK_SEQPACKET) message a connection
 // receives: its read buffer, like the datagram endpoints' (maxDatagram).
-const MaxPacket = maxReadBuf
+const MaxPacket = engine.MaxRecord
 
 // ErrPacketTooLarge is the error a unixpacket message larger than MaxPacket
 // becomes: reported to OnError and given to OnClose, as the connection is
-// closed. The message is never delivered truncated.
-var ErrPacketTooLarge = fmt.Errorf("sockit: unixpacket message larger than %d bytes", MaxPacket)
+// closed. The message is never delivered truncated. It matches
+// engine.ErrRecordTooLarge, as the epoll engine's error does.
+var ErrPacketTooLarge error = &engine.RecordTooLargeError{Max: MaxPacket}
 
 // defaultHandshakeTimeout bounds a TLS handshake when neither ReadTimeout nor
 // IdleTimeout is set.
@@ -311,7 +312,7 @@ func (c *conn) loop() {
 		var ne net.Error
 		switch {
 		case errors.Is(err, ErrPacketTooLarge):
-			c.log.Warn("packet too large, closing connection", "peer", addrString(c.remote), "max", MaxPacket)
+			c.log.Warn("unixpacket record too large; connection closed", "peer", addrString(c.remote), "max", MaxPacket)
 			if c.o.OnError != nil {
 				c.o.OnError(c.remote, err)
 			}

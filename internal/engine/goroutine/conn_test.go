@@ -96,7 +96,7 @@ func TestSeqpacketOversizedMessageIsErrorNotTruncated(t *testing.T) {
 		t.Fatalf("a truncated message of %d bytes was delivered", len(d))
 	default:
 	}
-	if !strings.Contains(logs.String(), "packet too large") {
+	if !strings.Contains(logs.String(), "record too large") {
 		t.Fatalf("not logged:\n%s", logs)
 	}
 }
