@@ -1,0 +1,21 @@
+//go:build linux
+
+// Package epoll is the Linux event-loop engine: a few loops (one per core by
+// default), each an epoll instance running the callbacks of the connections
+// it owns on one goroutine, with non-blocking sockets, one shared read buffer
+// per loop (an idle connection holds no buffer), direct writes and writev
+// when the write buffer is empty, and an eventfd for wake-ups from other
+// goroutines. Lock order: LOCKS.md beside this file.
+//
+// Shutdown or Close called from a callback runs on a loop, which cannot run
+// anything else until the callback returns: so it waits for the connections
+// of the other loops only. Every connection of the caller's loop (the
+// caller's own, the others it serves, and any handed to it but not opened
+// yet) is closed gracefully by that loop once the callback returns, aborted
+// at ctx's deadline if it has one, and the loop then stops. Called from a
+// callback, Shutdown's result therefore covers the other loops only.
+//
+// A loop whose epoll wait fails stops: each of its connections gets the
+// error through OnError and OnClose(err), new connections go to the other
+// loops, and Shutdown and Close do not wait for it.
+package epoll
