@@ -9,7 +9,9 @@
 //
 // Shutdown or Close called from a callback runs on a loop, which cannot run
 // anything else until the callback returns: so it waits for the connections
-// of the other loops only. Every connection of the caller's loop (the
+// of the other loops only, and not for a loop whose callback is itself
+// inside Shutdown (two callbacks on two loops calling Shutdown at once would
+// otherwise wait for each other until the deadline). Every connection of the caller's loop (the
 // caller's own, the others it serves, and any handed to it but not opened
 // yet) is closed gracefully by that loop once the callback returns, aborted
 // at ctx's deadline if it has one, and the loop then stops. Called from a
