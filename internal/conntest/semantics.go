@@ -28,7 +28,7 @@ func RunSemantics(t *testing.T, engineName string) {
 	for _, tr := range StreamTransports {
 		t.Run(engineName+"/"+tr.Name, func(t *testing.T) {
 			for _, c := range semanticCases {
-				if c.streamOnly && tr.Packet {
+				if c.streamOnly && tr.Packet || c.packetOnly && !tr.Packet {
 					continue
 				}
 				t.Run(c.name, func(t *testing.T) { c.run(t, engineName, tr) })
@@ -40,6 +40,7 @@ func RunSemantics(t *testing.T, engineName string) {
 type semanticCase struct {
 	name       string
 	streamOnly bool // needs a byte stream (not message-preserving)
+	packetOnly bool // needs records (unixpacket)
 	run        func(t *testing.T, eng string, tr Transport)
 }
 
@@ -70,6 +71,55 @@ var semanticCases = []semanticCase{
 	{name: "Server_ShutdownDeadlineAbortsRest", run: testShutdownDeadline},
 	{name: "Server_MaxConnsClosesExtra", run: testMaxConns},
 	{name: "Server_IdleTimeoutCloses", run: testIdleTimeout},
+	{name: "Record_TooLargeIsOnErrorAndCloseNeverCut", packetOnly: true, run: testRecordTooLarge},
+}
+
+// testRecordTooLarge: a unixpacket record larger than the engine reads
+// whole (engine.MaxRecord) is never delivered cut: HandleError gets an error
+// matching engine.ErrRecordTooLarge, OnClose gets it too, the event is
+// logged, and a record of exactly MaxRecord bytes before it arrives whole.
+func testRecordTooLarge(t *testing.T, eng string, tr Transport) {
+	errs := make(chan error, 1)
+	sink := NewSink(nil)
+	env := Start(t, eng, tr, sink.Factory, func(s *server.Server) {
+		s.HandleError = func(_ net.Addr, err error) { errs <- err }
+	})
+	c := env.Dial()
+	if err := c.(*net.UnixConn).SetWriteBuffer(4 * engine.MaxRecord); err != nil {
+		t.Fatal(err)
+	}
+	whole := bytes.Repeat([]byte("w"), engine.MaxRecord)
+	if _, err := c.Write(whole); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(bytes.Repeat([]byte("x"), engine.MaxRecord+1)); err != nil {
+		t.Fatal(err)
+	}
+	h, err := sink.Next(wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errs:
+		if !errors.Is(err, engine.ErrRecordTooLarge) {
+			t.Fatalf("HandleError(%v), want engine.ErrRecordTooLarge", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("HandleError not called for a record over MaxRecord")
+	}
+	cerr, ok := h.WaitClosed(wait)
+	if !ok {
+		t.Fatal("OnClose not called")
+	}
+	if !errors.Is(cerr, engine.ErrRecordTooLarge) {
+		t.Fatalf("OnClose(%v), want engine.ErrRecordTooLarge", cerr)
+	}
+	if got := h.Received(); !bytes.Equal(got, whole) || strings.Count(h.Events(), "data") != 1 {
+		t.Fatalf("delivered %d bytes (events %q), want exactly the one whole record of %d", len(got), h.Events(), len(whole))
+	}
+	if !strings.Contains(env.Logs.String(), "record too large") {
+		t.Fatalf("not logged:\n%s", env.Logs)
+	}
 }
 
 func echoHooks() *Hooks {
