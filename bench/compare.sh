@@ -44,21 +44,8 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d /tmp/sockit-compare.XXXXXX)
-OUT=${OUT:-$WORK}
-mkdir -p "$OUT"
-RESULTS="$OUT/results.tsv"
-: >"$RESULTS"
-SERVER_PID=""
-cleanup() {
-	if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-	[ "$OUT" = "$WORK" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-# The hard limit here is 20,000 descriptors per process.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+. "$(dirname "$0")/lib.sh"
+bench_workdir compare
 
 echo "building sockit and the peers in $WORK ..." >&2
 (cd "$ROOT" && go build -o "$WORK/sockit" ./cmd/sockit)
@@ -96,12 +83,6 @@ start_server() {
 	echo "compare.sh: $name did not start:" >&2
 	cat "$log" >&2
 	exit 1
-}
-
-stop_server() {
-	kill "$SERVER_PID" 2>/dev/null || true
-	wait "$SERVER_PID" 2>/dev/null || true
-	SERVER_PID=""
 }
 
 # measure ROUND CELL SERVER: one bench run, one line of results.tsv.

@@ -153,7 +153,17 @@ type settings struct {
 	packet  bool
 	msg     []byte // payload, unframed
 	wire    []byte // one framed message
+	wires   []byte // copies of wire, as many as one write carries: shared by every connection, never written
 	maxRecv int    // largest reply the decoder accepts
+}
+
+// sendBatch is the number of messages per write in send mode without a
+// rate: about 64 KiB.
+func (s *settings) sendBatch() int {
+	if s.Mode == Send && s.Rate == 0 {
+		return max(1, (64<<10)/len(s.wire))
+	}
+	return 1
 }
 
 // ParseSources parses --source: one address, a range "127.0.0.2-127.0.0.9"
@@ -304,6 +314,11 @@ func prepare(cfg Config) (*settings, error) {
 	}
 	if err := s.buildMessage(); err != nil {
 		return nil, err
+	}
+	if !s.packet && (s.Mode == Echo || s.Mode == Pipeline || s.Mode == Send) {
+		// All messages are the same bytes: every write is a prefix of one
+		// read-only buffer, which stays in the cache.
+		s.wires = bytes.Repeat(s.wire, max(s.Depth, s.sendBatch()))
 	}
 	return s, nil
 }

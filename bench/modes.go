@@ -43,7 +43,7 @@ func (r *runner) connectWorker(i int) {
 			continue
 		}
 		failures = 0
-		r.r.record(ss.sh, r.clk.now()-t0, 0)
+		r.r.record(ss.sh, &ss.tally, r.clk.now()-t0, 0)
 		_ = c.Close()
 	}
 }
@@ -261,7 +261,7 @@ func (p *udpProto) send() {
 			if err := p.t.WriteTo(p.buf, nil); err != nil {
 				r.r.fail(err)
 			} else {
-				r.r.recordN(p.ss.sh, 1, len(p.buf))
+				r.r.recordN(&p.ss.tally, 1, len(p.buf))
 			}
 		}
 		p.t.AfterFunc(0, p.sendFn)
@@ -329,7 +329,7 @@ func (p *udpProto) OnDatagram(data []byte, _ net.Addr) {
 		!p.withSeq && !bytes.Equal(data, r.s.msg)) {
 		r.r.fail(fmt.Errorf("%w (a %d-byte datagram for a %d-byte message)", errMismatch, len(data), len(r.s.msg)))
 	} else {
-		r.r.record(p.ss.sh, now-sl.t, len(data))
+		r.r.record(p.ss.sh, &p.ss.tally, now-sl.t, len(data))
 	}
 	p.send()
 }

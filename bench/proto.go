@@ -107,7 +107,7 @@ func (p *streamProto) closeExchange() {
 	var out []byte
 	if p.r.s.Mode == Send {
 		out, _ = p.ss.fillSend(now)
-		p.r.r.recordN(p.ss.sh, 1, len(p.r.s.wire))
+		p.r.r.recordN(&p.ss.tally, 1, len(p.r.s.wire))
 	} else {
 		out = p.ss.fill(now)
 	}
@@ -123,12 +123,14 @@ func (p *streamProto) closeExchange() {
 
 // pump writes what may be sent now and arms the timer of the next intended
 // send when nothing is in flight.
-func (p *streamProto) pump() {
+func (p *streamProto) pump() { p.pumpAt(p.r.clk.now()) }
+
+// pumpAt is pump at clock time now.
+func (p *streamProto) pumpAt(now int64) {
 	if p.err != nil || p.r.isStopped() {
 		return
 	}
 	ss := p.ss
-	now := p.r.clk.now()
 	if p.r.s.Mode == Send {
 		p.pumpSend(now)
 		return
@@ -158,7 +160,7 @@ func (p *streamProto) pumpSend(now int64) {
 			p.fail(err)
 			return
 		}
-		p.r.r.recordN(p.ss.sh, n, wire)
+		p.r.r.recordN(&p.ss.tally, n, wire)
 	}
 	if !p.paused {
 		p.t.AfterFunc(0, p.pumpFn) // yield to the loop's other connections
@@ -172,13 +174,16 @@ func (p *streamProto) OnData(data []byte) {
 	if p.r.s.Mode == Send {
 		return // whatever a discard-like peer says
 	}
-	if err := p.ss.received(data, p.r.clk.now()); err != nil {
+	// One clock read: the echoes' arrival and the next messages' send time
+	// (as in the goroutine engine's runner.pump).
+	now := p.r.clk.now()
+	if err := p.ss.received(data, now); err != nil {
 		p.fail(err)
 		return
 	}
 	p.failures = 0
 	if p.r.s.Frame.Kind != frame.Close {
-		p.pump()
+		p.pumpAt(now)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"os"
 	"runtime"
@@ -103,33 +104,74 @@ const (
 	histDigits  = 3
 )
 
-// shard holds a histogram and counters for a subset of the connections, so
-// that connections on different cores rarely share a lock or a cache line.
+// shard holds the latency histogram of a subset of the connections. It is
+// recorded with atomic adds, without a lock: with a mutex per shard the
+// connections on the two cores waited for each other (and for a holder the
+// OS had descheduled), which cost more than the recording itself.
 type shard struct {
-	mu    sync.Mutex
-	hist  *hdrhistogram.Histogram
+	counts []int64 // an HDR histogram's counts (histIndex), updated atomically
+}
+
+// tally counts one connection's messages and bytes. Its owner adds to it;
+// others only read it (the sampler, the result), so its cache line stays on
+// the owner's core, where counters shared by many connections moved between
+// the cores at every message.
+type tally struct {
 	msgs  atomic.Int64
 	bytes atomic.Int64
-	_     [64]byte
+}
+
+// The geometry of an HDR histogram from histLowest = 1 to histHighest with
+// histDigits = 3 significant digits, as hdrhistogram-go lays out its counts
+// (TestHistIndex checks histIndex against it): values up to 2·10³ have unit
+// resolution, so 2048 sub-buckets (magnitude 11) per power of two, the
+// upper half of each used by the buckets after the first.
+const (
+	histSubHalfMag  = 10
+	histSubHalf     = 1 << histSubHalfMag
+	histSubMask     = 2*histSubHalf - 1
+	histUnitMag     = 0 // log2(histLowest)
+	histBucketShift = histUnitMag + histSubHalfMag + 1
+)
+
+// histIndex is the index of v's count in hdrhistogram-go's counts array
+// (Histogram.countsIndexFor) for v in [histLowest, histHighest].
+func histIndex(v int64) int {
+	bucket := 64 - bits.LeadingZeros64(uint64(v)|histSubMask) - histBucketShift
+	sub := int(v >> uint(bucket+histUnitMag))
+	return (bucket+1)<<histSubHalfMag + sub - histSubHalf
+}
+
+// histLen is the length of the counts array of the histogram's geometry.
+var histLen = sync.OnceValue(func() int {
+	return len(hdrhistogram.New(histLowest, histHighest, histDigits).Export().Counts)
+})
+
+// recordLatency counts c messages of latency lat (ns) in sh's histogram.
+func (sh *shard) recordLatency(lat, c int64) {
+	i := histIndex(min(max(lat, histLowest), histHighest))
+	atomic.AddInt64(&sh.counts[min(i, len(sh.counts)-1)], c)
 }
 
 // recorder collects what a run measures. Safe for concurrent use.
 type recorder struct {
-	phase  atomic.Int32
-	shards []shard
-	errs   [numKinds]atomic.Int64
-	conns  atomic.Int64 // open right now
-	sent   atomic.Int64 // datagrams sent in the window (UDP)
-	lost   atomic.Int64 // datagrams found lost in the window (UDP)
-	firstE sync.Once
-	first  error // the first error counted, for the log
+	phase   atomic.Int32
+	shards  []shard
+	tmu     sync.Mutex
+	tallies []*tally // every connection's
+	errs    [numKinds]atomic.Int64
+	conns   atomic.Int64 // open right now
+	sent    atomic.Int64 // datagrams sent in the window (UDP)
+	lost    atomic.Int64 // datagrams found lost in the window (UDP)
+	firstE  sync.Once
+	first   error // the first error counted, for the log
 }
 
 func newRecorder() *recorder {
 	n := max(4, 2*runtime.GOMAXPROCS(0))
 	r := &recorder{shards: make([]shard, n)}
 	for i := range r.shards {
-		r.shards[i].hist = hdrhistogram.New(histLowest, histHighest, histDigits)
+		r.shards[i].counts = make([]int64, histLen())
 	}
 	return r
 }
@@ -138,28 +180,57 @@ func (r *recorder) shard(i int) *shard { return &r.shards[i%len(r.shards)] }
 
 func (r *recorder) measuring() bool { return r.phase.Load() == phaseMeasure }
 
+// addTally registers a connection's counter, summed by messages.
+func (r *recorder) addTally(t *tally) {
+	r.tmu.Lock()
+	r.tallies = append(r.tallies, t)
+	r.tmu.Unlock()
+}
+
 // record counts one message of n bytes with latency lat (lat < 0: none) if
 // the run is in its measuring window.
-func (r *recorder) record(sh *shard, lat int64, n int) {
+func (r *recorder) record(sh *shard, t *tally, lat int64, n int) {
 	if r.phase.Load() != phaseMeasure {
 		return
 	}
 	if lat >= 0 {
-		sh.mu.Lock()
-		_ = sh.hist.RecordValue(min(max(lat, histLowest), histHighest))
-		sh.mu.Unlock()
+		sh.recordLatency(lat, 1)
 	}
-	sh.msgs.Add(1)
-	sh.bytes.Add(int64(n))
+	t.msgs.Add(1)
+	t.bytes.Add(int64(n))
+}
+
+// recordRing counts the k messages whose send times are ring[first:], first
+// to last wrapping around, all received at now, of bytes bytes in all: each
+// with its own latency. Messages sent together (the same send time) have the
+// same latency and go in as one value with a count.
+func (r *recorder) recordRing(sh *shard, tl *tally, now int64, ring []int64, first, k, bytes int) {
+	if r.phase.Load() != phaseMeasure {
+		return
+	}
+	i := first
+	for left := k; left > 0; {
+		t, c := ring[i], int64(0)
+		for left > 0 && ring[i] == t {
+			c++
+			left--
+			if i++; i == len(ring) {
+				i = 0
+			}
+		}
+		sh.recordLatency(now-t, c)
+	}
+	tl.msgs.Add(int64(k))
+	tl.bytes.Add(int64(bytes))
 }
 
 // recordN counts n messages of size bytes each without latency.
-func (r *recorder) recordN(sh *shard, n, size int) {
+func (r *recorder) recordN(t *tally, n, size int) {
 	if n == 0 || r.phase.Load() != phaseMeasure {
 		return
 	}
-	sh.msgs.Add(int64(n))
-	sh.bytes.Add(int64(n * size))
+	t.msgs.Add(int64(n))
+	t.bytes.Add(int64(n * size))
 }
 
 // fail counts an error of the kind of err, unless the run is over (errors
@@ -179,9 +250,11 @@ func (r *recorder) failKind(k ErrorKind, err error) {
 }
 
 func (r *recorder) messages() (msgs, bytes int64) {
-	for i := range r.shards {
-		msgs += r.shards[i].msgs.Load()
-		bytes += r.shards[i].bytes.Load()
+	r.tmu.Lock()
+	defer r.tmu.Unlock()
+	for _, t := range r.tallies {
+		msgs += t.msgs.Load()
+		bytes += t.bytes.Load()
 	}
 	return msgs, bytes
 }
@@ -196,13 +269,16 @@ func (r *recorder) errorTotal() int64 {
 
 // merged returns all shards' histograms in one.
 func (r *recorder) merged() *hdrhistogram.Histogram {
-	h := hdrhistogram.New(histLowest, histHighest, histDigits)
+	counts := make([]int64, histLen())
 	for i := range r.shards {
-		r.shards[i].mu.Lock()
-		h.Merge(r.shards[i].hist)
-		r.shards[i].mu.Unlock()
+		for j := range r.shards[i].counts {
+			counts[j] += atomic.LoadInt64(&r.shards[i].counts[j])
+		}
 	}
-	return h
+	return hdrhistogram.Import(&hdrhistogram.Snapshot{
+		LowestTrackableValue: histLowest, HighestTrackableValue: histHighest,
+		SignificantFigures: histDigits, Counts: counts,
+	})
 }
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }

@@ -10,9 +10,11 @@ import (
 )
 
 // readSize is the read buffer of one connection: room for every echo in
-// flight, at least 4 KiB, at most 256 KiB.
+// flight (an echo peer cannot send more), at most 256 KiB. Larger would only
+// spread a thousand connections' reads over more memory (a 4 KiB buffer is
+// a page of its own per connection, where a 64-byte echo needs one line).
 func readSize(s *settings) int {
-	return min(max(4<<10, s.Depth*len(s.wire)), 256<<10)
+	return min(max(64, s.Depth*len(s.wire)), 256<<10)
 }
 
 // begin marks connection i's first connect attempt done and waits for the
@@ -116,9 +118,14 @@ func (r *runner) waitFor(t *time.Timer, d time.Duration) bool {
 
 // pump runs the echo and pipeline exchange on c until an error or the end
 // of the run (nil).
+//
+// One clock read per round: the time a read returned stamps its echoes and
+// is also the send time of the messages written next (the echoes are taken
+// in between, well under a microsecond, so a latency may be over-stated by
+// that much, never under-stated).
 func (r *runner) pump(ss *session, c net.Conn, buf []byte, timer *time.Timer) error {
+	now := r.clk.now()
 	for !r.isStopped() {
-		now := r.clk.now()
 		if out := ss.fill(now); len(out) > 0 {
 			if _, err := c.Write(out); err != nil {
 				return err
@@ -128,17 +135,19 @@ func (r *runner) pump(ss *session, c net.Conn, buf []byte, timer *time.Timer) er
 			if !r.waitFor(timer, ss.wait(now)) {
 				return nil
 			}
+			now = r.clk.now()
 			continue
 		}
 		n, err := c.Read(buf)
+		now = r.clk.now()
 		if n > 0 {
-			if e := ss.received(buf[:n], r.clk.now()); e != nil {
+			if e := ss.received(buf[:n], now); e != nil {
 				return e
 			}
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return ss.eof(r.clk.now())
+				return ss.eof(now)
 			}
 			return err
 		}
@@ -162,7 +171,7 @@ func (r *runner) pumpSend(ss *session, c net.Conn, timer *time.Timer) error {
 		if _, err := c.Write(out); err != nil {
 			return err
 		}
-		r.r.recordN(ss.sh, k, wire)
+		r.r.recordN(&ss.tally, k, wire)
 	}
 	return nil
 }
@@ -186,7 +195,7 @@ func (r *runner) exchangeOnce(ss *session, c net.Conn, buf []byte) error {
 		if cw, ok := c.(closeWriter); ok {
 			_ = cw.CloseWrite()
 		}
-		r.r.recordN(ss.sh, 1, len(r.s.wire))
+		r.r.recordN(&ss.tally, 1, len(r.s.wire))
 		_, _ = io.Copy(io.Discard, c)
 		return nil
 	}

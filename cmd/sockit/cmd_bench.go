@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -40,6 +41,7 @@ type benchOptions struct {
 	json        bool
 	html        string
 	progress    string
+	cpuprofile  string
 	tls         clientTLSFlags
 }
 
@@ -114,6 +116,8 @@ connections as protocols on sockit's event loops (cheaper per message).
 	f.BoolVar(&opts.json, "json", false, "print the result as JSON (schema sockit.bench/v1)")
 	f.StringVar(&opts.html, "html", "", "write a self-contained HTML report with latency and throughput plots")
 	f.StringVar(&opts.progress, "progress", "auto", "live one-line progress on stderr: auto (on a terminal), always, never")
+	f.StringVar(&opts.cpuprofile, "cpuprofile", "", "write a CPU profile of the generator to FILE (for developers)")
+	_ = f.MarkHidden("cpuprofile")
 	opts.tls.register(f)
 	return cmd
 }
@@ -196,6 +200,13 @@ func runBench(ctx context.Context, g *globals, target string, o *benchOptions, c
 	if prog != nil {
 		cfg.Progress = prog.show
 	}
+	if o.cpuprofile != "" {
+		stop, perr := startCPUProfile(o.cpuprofile)
+		if perr != nil {
+			return fmt.Errorf("--cpuprofile: %w", perr)
+		}
+		defer stop()
+	}
 	res, err := bench.Run(ctx, cfg)
 	if prog != nil {
 		prog.clear()
@@ -228,6 +239,23 @@ func runBench(ctx context.Context, g *globals, target string, o *benchOptions, c
 		return errBenchErrors
 	}
 	return nil
+}
+
+// startCPUProfile starts a CPU profile written to path; the returned func
+// stops it and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // writeHTMLFile writes the report through a temporary file and a rename.

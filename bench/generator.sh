@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# generator.sh measures the generator's own cost (issue 4): CPU time per
+# message (getrusage of the generator over its measuring window) and
+# messages/s of `sockit bench` on each engine against the minimal
+# goroutine-per-connection client bench/peers/echoclient, all driving a plain
+# stdlib echo server (bench/peers/stdecho) on loopback, 1,000 connections.
+#
+# Cells: pingpong (--mode echo, 64 B) and pipeline (--mode pipeline
+# --depth 16, 64 B; the client writes 16 messages at once and reads the 16
+# echoes back). Generators, in this order in every round (A B C):
+#   client           bench/peers/echoclient
+#   bench-goroutine  sockit bench --engine goroutine
+#   bench-epoll      sockit bench --engine epoll
+# each against a fresh stdecho, --warmup then --duration. Ratios are taken
+# within a round (generator ÷ client) and printed as median (min–max).
+#
+# usage: bench/generator.sh [--rounds N] [--duration D] [--warmup D]
+#          [--cells pingpong,pipeline] [--conns N]
+#          [--sockit BIN] [--baseline BIN] [--out DIR]
+# --sockit uses a prebuilt sockit instead of building this tree's;
+# --baseline BIN adds base-goroutine and base-epoll (the same runs with
+# another sockit binary, e.g. an older build) to every round, after C.
+# Every run is bounded by `timeout` (warm-up + duration + 60 s).
+set -euo pipefail
+
+ROUNDS=5
+DURATION=5s
+WARMUP=1s
+CELLS=pingpong,pipeline
+CONNS=1000
+SOCKIT=""
+BASELINE=""
+OUT=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--rounds) ROUNDS=$2; shift 2 ;;
+	--duration) DURATION=$2; shift 2 ;;
+	--warmup) WARMUP=$2; shift 2 ;;
+	--cells) CELLS=$2; shift 2 ;;
+	--conns) CONNS=$2; shift 2 ;;
+	--sockit) SOCKIT=$2; shift 2 ;;
+	--baseline) BASELINE=$2; shift 2 ;;
+	--out) OUT=$2; shift 2 ;;
+	-h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+	*) echo "generator.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+
+. "$(dirname "$0")/lib.sh"
+bench_workdir generator
+
+echo "building in $WORK ..." >&2
+if [ -z "$SOCKIT" ]; then
+	(cd "$ROOT" && go build -o "$WORK/sockit" ./cmd/sockit)
+	SOCKIT=$WORK/sockit
+fi
+(cd "$ROOT/bench/peers" && go build -o "$WORK/" ./stdecho ./echoclient)
+
+secs() { # a Go duration of s or ms to whole seconds, rounded up
+	case $1 in
+	*ms) echo $((${1%ms} / 1000 + 1)) ;;
+	*s) echo "${1%s}" | awk '{printf "%d", $1 + 0.999}' ;;
+	*) echo 60 ;;
+	esac
+}
+LIMIT=$(($(secs "$WARMUP") + $(secs "$DURATION") + 60))
+
+start_server() {
+	local log="$WORK/server.out" i
+	: >"$log"
+	"$WORK/stdecho" -l 127.0.0.1:0 >"$log" 2>&1 &
+	SERVER_PID=$!
+	for i in $(seq 1 100); do
+		EP=$(sed -n 's/^listening tcp:\/\/\(.*\)$/\1/p' "$log" | head -1)
+		[ -n "$EP" ] && return 0
+		sleep 0.05
+	done
+	echo "generator.sh: stdecho did not start:" >&2
+	cat "$log" >&2
+	exit 1
+}
+
+# measure ROUND CELL GEN: one run against a fresh server, one line of results.tsv
+# (round, cell, generator, msgs/s, CPU/msg µs, errors).
+measure() {
+	local round=$1 cell=$2 gen=$3 depth mode bin engine
+	case $cell in
+	pingpong) depth=1; mode=echo ;;
+	pipeline) depth=16; mode=pipeline ;;
+	*) echo "generator.sh: unknown cell $cell" >&2; exit 2 ;;
+	esac
+	start_server
+	local json="$WORK/run.json" ok=1
+	case $gen in
+	client)
+		timeout "$LIMIT" "$WORK/echoclient" -addr "$EP" -conns "$CONNS" -size 64 -depth "$depth" \
+			-warmup "$WARMUP" -duration "$DURATION" >"$json" 2>"$WORK/gen.err" || ok=0 ;;
+	bench-*|base-*)
+		bin=$SOCKIT
+		case $gen in base-*) bin=$BASELINE ;; esac
+		engine=${gen#*-}
+		timeout "$LIMIT" "$bin" bench "tcp://$EP" --mode "$mode" --depth "$depth" --size 64 \
+			--conns "$CONNS" --engine "$engine" --warmup "$WARMUP" --duration "$DURATION" \
+			--progress never --json >"$json" 2>"$WORK/gen.err" || ok=0 ;;
+	esac
+	stop_server
+	if [ $ok = 0 ]; then
+		echo "generator.sh: $gen ($cell, round $round) failed:" >&2
+		cat "$WORK/gen.err" >&2
+		printf '%s\t%s\t%s\tNA\n' "$round" "$cell" "$gen" >>"$RESULTS"
+		return
+	fi
+	python3 - "$json" "$round" "$cell" "$gen" >>"$RESULTS" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+if "generator" in d:
+    cpu, errs = d["generator"]["cpu_per_message_us"], d["error_total"]
+else:
+    cpu, errs = d["cpu_per_message_us"], 0
+print("\t".join(str(x) for x in sys.argv[2:5] + [d["messages_per_second"], cpu, errs]))
+EOF
+}
+
+GENS=(client bench-goroutine bench-epoll)
+[ -n "$BASELINE" ] && GENS+=(base-goroutine base-epoll)
+IFS=, read -r -a cells <<<"$CELLS"
+echo "start $(date -u +%H:%M:%S) loadavg $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/load.txt" >&2
+for round in $(seq 1 "$ROUNDS"); do
+	for cell in "${cells[@]}"; do
+		for gen in "${GENS[@]}"; do
+			echo "round $round/$ROUNDS $cell $gen (loadavg $(cut -d' ' -f1 /proc/loadavg))" >&2
+			measure "$round" "$cell" "$gen"
+		done
+	done
+done
+echo "end $(date -u +%H:%M:%S) loadavg $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/load.txt" >&2
+
+echo "results: $RESULTS" >&2
+python3 - "$RESULTS" "$OUT/load.txt" <<'EOF'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+data, cells, gens = {}, [], []
+for r in rows:
+    rnd, cell, gen = r[:3]
+    if cell not in cells: cells.append(cell)
+    if gen not in gens: gens.append(gen)
+    if r[3] == "NA":
+        continue
+    data.setdefault((cell, gen), {})[rnd] = {"mps": float(r[3]), "cpu": float(r[4]), "errs": int(float(r[5]))}
+
+def ratio(cell, gen, key):
+    a, b = data.get((cell, gen), {}), data.get((cell, "client"), {})
+    rs = [a[k][key] / b[k][key] for k in a if k in b and b[k][key] > 0]
+    if not rs:
+        return "-"
+    return f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f})"
+
+print("".join("; " + l.strip() for l in open(sys.argv[2]))[2:])
+print("| cell | generator | msgs/s (median) | msgs/s ratio | CPU/msg µs (median) | CPU/msg ratio | errors |")
+print("|---|---|---:|---|---:|---|---:|")
+for cell in cells:
+    for gen in gens:
+        runs = data.get((cell, gen))
+        if not runs:
+            print(f"| {cell} | {gen} | n/a | | | | |")
+            continue
+        med = lambda k: statistics.median(x[k] for x in runs.values())
+        print(f"| {cell} | {gen} | {med('mps'):,.0f} | {ratio(cell, gen, 'mps')} | {med('cpu'):.3f} | "
+              f"{ratio(cell, gen, 'cpu')} | {sum(x['errs'] for x in runs.values())} |")
+EOF
