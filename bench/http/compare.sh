@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side HTTP measurements for docs/perf/http.md (issue 6, "Measure").
+# Side-by-side HTTP measurements for docs/PERFORMANCE.md (issue 6, "Measure").
 #
 # 1. Requests/s for GET / under wrk: `sockit serve http --access-log=false`
 #    vs a plain net/http hello server (bench/http/plain) vs nginx serving a

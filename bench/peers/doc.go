@@ -1,5 +1,5 @@
 // Package peers holds the servers and the client that sockit's benchmarks
-// compare against (bench/compare.sh, docs/perf/engines.md, docs/perf/bench.md):
+// compare against (bench/compare.sh, docs/PERFORMANCE.md):
 //
 //   - stdecho: a plain stdlib echo, a goroutine per TCP connection and a
 //     ReadFrom/WriteTo loop for UDP;
