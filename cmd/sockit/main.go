@@ -85,13 +85,17 @@ func newRootCommand(g *globals) *cobra.Command {
 		Use:   "sockit",
 		Short: "sockit is a network toolkit: classic servers, netcat-class clients, a load generator",
 		Long: `sockit serves the classic network services (echo, discard, chargen, daytime,
-hello, upper, reply) on TCP, UDP and Unix sockets, and talks to any peer.
+hello, upper, reply) and HTTP on TCP, UDP, Unix sockets and TLS; talks to any
+peer like netcat and socat (send, connect, listen, relay); fetches URLs (http,
+fetch); and measures servers with honest latency percentiles (bench).
 
 Endpoints: tcp://HOST:PORT, tcp4://, tcp6://, udp://HOST:PORT, udp4://, udp6://,
 unix:///abs/path.sock or unix:rel/path.sock, unixgram:..., unixpacket:...,
-fd://N (an inherited listener). A bare HOST:PORT means tcp://.`,
+tls://HOST:PORT, fd://N (an inherited listener). A bare HOST:PORT means tcp://.`,
 		Example: `  sockit serve hello
-  sockit send udp://127.0.0.1:7788 Michael Tracy Sarah`,
+  sockit send udp://127.0.0.1:7788 Michael Tracy Sarah
+  printf 'hi\n' | sockit connect tcp://127.0.0.1:7788
+  sockit bench tcp://127.0.0.1:7788 --conns 100 --duration 5s`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
