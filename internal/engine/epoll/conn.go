@@ -19,9 +19,10 @@ import (
 	"github.com/sockit/sockit/proto"
 )
 
-// keepOut is the largest write buffer kept after it drained; larger ones go
-// back to the garbage collector so a connection that once queued megabytes
-// does not hold them while idle.
+// keepOut is the largest write buffer a loop keeps for reuse after it
+// drained; larger ones go back to the garbage collector. A drained buffer
+// goes back to its loop (spareOut), not to the connection, so an idle
+// connection holds no write buffer whatever it once queued.
 const keepOut = 16 << 10
 
 // conn is one connection on a loop. The loop's goroutine reads and runs every
@@ -493,6 +494,9 @@ func (c *conn) writev(bufs [][]byte) error {
 	if c.head > 0 && c.head == len(c.out) {
 		c.out, c.head = c.out[:0], 0
 	}
+	if c.out == nil {
+		c.out = c.l.takeOut()
+	}
 	skip := written
 	for _, b := range bufs {
 		if skip >= len(b) {
@@ -598,12 +602,8 @@ func (c *conn) flush() {
 		}
 	}
 	if c.queued() == 0 {
-		if cap(c.out) > keepOut {
-			c.out = nil
-		} else {
-			c.out = c.out[:0]
-		}
-		c.head = 0
+		c.l.giveOut(c.out)
+		c.out, c.head = nil, 0
 		c.outLens = c.outLens[:0]
 	} else if c.head > len(c.out)/2 {
 		n := copy(c.out, c.out[c.head:])

@@ -50,6 +50,7 @@ type loop struct {
 	current *conn // whose callback is running, for synchronous OnPauseWriting
 
 	mu       sync.Mutex
+	spareOut [][]byte // drained write buffers of cap ≤ keepOut, for reuse; under mu
 	tasks    []func()
 	spare    []func()
 	awake    atomic.Bool // a wake-up is pending: no need to write the eventfd
@@ -389,4 +390,35 @@ func (l *loop) runTimers() {
 			t.f()
 		}
 	}
+}
+
+// maxSpareOut is how many drained write buffers a loop keeps for reuse.
+const maxSpareOut = 64
+
+// takeOut returns a spare write buffer (empty) or nil. Called with the
+// connection's mu held (lock order: conn.mu, then loop.mu).
+func (l *loop) takeOut() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(l.spareOut)
+	if n == 0 {
+		return nil
+	}
+	b := l.spareOut[n-1]
+	l.spareOut[n-1] = nil
+	l.spareOut = l.spareOut[:n-1]
+	return b
+}
+
+// giveOut keeps a drained write buffer for the next connection that must
+// queue, unless it is too large or the loop has enough.
+func (l *loop) giveOut(b []byte) {
+	if b == nil || cap(b) > keepOut {
+		return
+	}
+	l.mu.Lock()
+	if len(l.spareOut) < maxSpareOut {
+		l.spareOut = append(l.spareOut, b[:0])
+	}
+	l.mu.Unlock()
 }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -307,5 +308,115 @@ func TestCloseTwiceWritesNothingToAReusedEventfd(t *testing.T) {
 	var b [8]byte
 	if n, err := unix.Read(reused, b[:]); err != unix.EAGAIN {
 		t.Fatalf("a closed engine wrote to a descriptor it no longer owns: read %d bytes %v, %v", n, b[:n], err)
+	}
+}
+
+// smallBufferPair is pair with small socket buffers (the client's receive
+// buffer set before it connects, so the window it offers is small too): a
+// burst of a few KiB already fills them.
+func smallBufferPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 2<<10)
+		})
+	}}
+	client, err = d.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	_ = client.SetDeadline(time.Now().Add(10 * time.Second))
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = server.(*net.TCPConn).SetWriteBuffer(2 << 10)
+	return server, client
+}
+
+// burstProto writes n bytes at once when it opens.
+type burstProto struct {
+	proto.Base
+	n int
+}
+
+func (p *burstProto) OnOpen(t proto.Transport) { _ = t.Write(make([]byte, p.n)) }
+
+// An idle connection holds no write buffer: once what a burst queued has
+// drained, the buffer goes back to the loop (for the next connection that
+// must queue), or to the garbage collector when it is larger than keepOut.
+func TestDrainedWriteBufferGoesBackToTheLoop(t *testing.T) {
+	for _, tc := range []struct {
+		n     int
+		spare int // buffers the loop keeps afterwards
+	}{
+		{n: 12 << 10, spare: 1},  // queues less than keepOut: reused
+		{n: 256 << 10, spare: 0}, // queues more: dropped
+	} {
+		e, l := newTestEngine(t)
+		srv, cli := smallBufferPair(t)
+		if err := e.ServeConn(srv, func(proto.ConnInfo) proto.Protocol { return &burstProto{n: tc.n} }, engine.Options{Logger: quiet}, nil); err != nil {
+			t.Fatal(err)
+		}
+		var queued int
+		deadline := time.Now().Add(5 * time.Second)
+		for queued == 0 && time.Now().Before(deadline) {
+			onLoop(t, l, func() {
+				for _, c := range l.conns {
+					c.mu.Lock()
+					queued = c.queued()
+					c.mu.Unlock()
+				}
+			})
+		}
+		if queued == 0 {
+			t.Fatalf("%d bytes: nothing queued; the test needs a peer that has not read yet", tc.n)
+		}
+		if _, err := io.ReadFull(cli, make([]byte, tc.n)); err != nil {
+			t.Fatal(err)
+		}
+		var held, spare int
+		for ok := false; !ok && time.Now().Before(deadline); {
+			onLoop(t, l, func() {
+				for _, c := range l.conns {
+					c.mu.Lock()
+					held = cap(c.out)
+					ok = c.queued() == 0
+					c.mu.Unlock()
+				}
+				l.mu.Lock()
+				spare = len(l.spareOut)
+				l.mu.Unlock()
+			})
+		}
+		if held != 0 {
+			t.Fatalf("%d bytes (%d queued): the idle connection holds a %d-byte write buffer", tc.n, queued, held)
+		}
+		if spare != tc.spare {
+			t.Fatalf("%d bytes (%d queued): the loop keeps %d spare buffers, want %d", tc.n, queued, spare, tc.spare)
+		}
+	}
+}
+
+// A small queued write's buffer is reused by the loop.
+func TestSmallDrainedWriteBufferIsReused(t *testing.T) {
+	_, l := newTestEngine(t)
+	b := make([]byte, 0, 1024)
+	l.giveOut(b)
+	if got := l.takeOut(); cap(got) != 1024 || len(got) != 0 {
+		t.Fatalf("takeOut = len %d cap %d, want the 1 KiB buffer given back", len(got), cap(got))
+	}
+	if got := l.takeOut(); got != nil {
+		t.Fatalf("takeOut on an empty loop = cap %d, want nil", cap(got))
+	}
+	l.giveOut(make([]byte, 0, keepOut+1))
+	if got := l.takeOut(); got != nil {
+		t.Fatal("a buffer larger than keepOut was kept")
 	}
 }
