@@ -66,7 +66,8 @@ type conn struct {
 	direct func([]byte) (int, error) // non-blocking write, nil for TLS
 	packet bool                      // SOCK_SEQPACKET: every Write is one packet
 	pr     *packetReader             // packet mode: reads that detect truncation
-	rbuf   []byte                    // the loop's read buffer (loop goroutine only)
+	rbuf   []byte                    // the loop's read buffer (loop goroutine only), when lr is nil
+	lr     *lazyReader               // stream sockets: reads holding a buffer only while there is data
 
 	loopGID  atomic.Uint64 // goroutine running the callbacks
 	activity atomic.Int64  // unix nanos of the last byte moved (idle timeout)
@@ -122,6 +123,7 @@ func newConn(e *Engine, nc net.Conn, o *engine.Options) *conn {
 	}
 	if !c.packet {
 		c.direct = directWriter(nc)
+		c.lr = newLazyReader(nc)
 	}
 	return c
 }
@@ -229,11 +231,15 @@ func (c *conn) handshake(hs handshaker) bool {
 
 // loop reads and delivers until the connection is closed.
 func (c *conn) loop() {
-	size := minReadBuf
-	if c.packet {
-		size = MaxPacket
+	if c.lr == nil {
+		size := minReadBuf
+		if c.packet {
+			size = MaxPacket
+		}
+		c.rbuf = make([]byte, size)
+	} else {
+		defer c.lr.close()
 	}
-	c.rbuf = make([]byte, size)
 	eof := false
 	for {
 		c.runEvents()
@@ -287,9 +293,13 @@ func (c *conn) loop() {
 		buf := c.rbuf
 		var n int
 		var err error
-		if c.pr != nil {
+		switch {
+		case c.lr != nil:
+			buf, err = c.lr.read()
+			n = len(buf)
+		case c.pr != nil:
 			n, err = c.pr.read(buf)
-		} else {
+		default:
 			n, err = c.nc.Read(buf)
 		}
 
@@ -302,7 +312,7 @@ func (c *conn) loop() {
 		c.mu.Unlock()
 		if n > 0 && !paused {
 			c.deliver(buf[:n])
-			if n == len(buf) && len(buf) < maxReadBuf {
+			if c.lr == nil && n == len(buf) && len(buf) < maxReadBuf {
 				c.rbuf = make([]byte, 2*len(buf))
 			}
 		}

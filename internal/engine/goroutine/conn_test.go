@@ -3,6 +3,7 @@ package goroutine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -148,15 +149,59 @@ func TestBuffersReleasedAfterDrain(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	rcap := make(chan int, 1)
-	c.post(func() { rcap <- cap(c.rbuf) })
-	select {
-	case n := <-rcap:
-		if n > maxReadBuf {
-			t.Fatalf("read buffer of %d bytes", n)
+	waitNoReadBuffer(t, c, "after the burst")
+}
+
+// waitNoReadBuffer waits until c, idle, holds no read buffer. Between
+// delivering data and its next read attempt the loop still holds the
+// buffer; once it waits for the socket, it holds none.
+func waitNoReadBuffer(t *testing.T, c *conn, when string) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for n := -1; n != 0; {
+		held := make(chan int, 1)
+		c.post(func() { held <- heldReadBuffer(c) })
+		select {
+		case n = <-held:
+		case <-time.After(wait):
+			t.Fatal("event did not run")
 		}
-	case <-time.After(wait):
-		t.Fatal("event did not run")
+		if n != 0 && time.Now().After(deadline) {
+			t.Fatalf("%s, the idle connection holds a %d-byte read buffer", when, n)
+		}
+	}
+}
+
+// heldReadBuffer is the size of the read buffer c holds (on its loop).
+func heldReadBuffer(c *conn) int {
+	if c.lr != nil {
+		if c.lr.buf == nil {
+			return 0
+		}
+		return cap(*c.lr.buf)
+	}
+	return cap(c.rbuf)
+}
+
+// An idle TCP connection holds no read buffer between messages (it is
+// taken from a shared pool when the socket has data and given back when it
+// has none), and a burst's larger buffer goes back too.
+func TestIdleConnectionHoldsNoReadBuffer(t *testing.T) {
+	e, _ := newEngine(t)
+	ln := listenTCP(t)
+	r := newRecorder()
+	serveListener(t, e, ln, r.factory(), engine.Options{})
+	cl := dial(t, ln.Addr())
+	_ = cl.SetDeadline(time.Now().Add(30 * time.Second))
+	c := r.transport(t).(*conn)
+	if c.lr == nil {
+		t.Skip("no lazy reader on this system")
+	}
+	for _, size := range []int{10, 1 << 20} { // one small message, then a burst
+		go func() { _, _ = cl.Write(make([]byte, size)) }()
+		for n := 0; n < size; n += len(r.nextData(t)) {
+		}
+		waitNoReadBuffer(t, c, fmt.Sprintf("after %d bytes", size))
 	}
 }
 
