@@ -31,14 +31,16 @@ command -v ncat >/dev/null && command -v socat >/dev/null || {
 	exit 1
 }
 
-# start CMD... : runs a server, waits for its "listening" line, prints the port.
+# start VAR CMD... : runs a server, waits for its "listening" line and sets
+# VAR to its port. Not run in a subshell, so that cleanup knows its pid.
 start() {
-	local out=$work/out.$RANDOM
+	local var=$1 out=$work/out.$RANDOM
+	shift
 	"$@" >"$out" 2>"$out.err" &
 	pids+=($!)
 	for _ in $(seq 200); do
 		if grep -q '^listening ' "$out" 2>/dev/null; then
-			sed -n 's/^listening .*:\([0-9]*\)$/\1/p' "$out" | head -1
+			printf -v "$var" '%s' "$(sed -n 's/^listening .*:\([0-9]*\)$/\1/p' "$out" | head -1)"
 			return
 		fi
 		sleep 0.05
@@ -50,8 +52,8 @@ start() {
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-DISCARD=$(start "$SOCKIT" serve discard -l tcp://127.0.0.1:0)
-RELAY=$(start "$SOCKIT" relay tcp://127.0.0.1:0 "tcp://127.0.0.1:$DISCARD")
+start DISCARD "$SOCKIT" serve discard -l tcp://127.0.0.1:0
+start RELAY "$SOCKIT" relay tcp://127.0.0.1:0 "tcp://127.0.0.1:$DISCARD"
 SOCAT_RELAY=$(free_port)
 socat "TCP-LISTEN:$SOCAT_RELAY,bind=127.0.0.1,reuseaddr,fork" "TCP:127.0.0.1:$DISCARD" &
 pids+=($!)
