@@ -32,12 +32,7 @@ func (r *runner) connectWorker(i int) {
 		}
 		c, err := r.dial(i)
 		if err != nil {
-			if r.isStopped() {
-				return
-			}
-			r.r.fail(err)
-			failures++
-			if !r.sleep(backoff(failures)) {
+			if !r.failed(err, &failures) {
 				return
 			}
 			continue
@@ -61,12 +56,7 @@ func (r *runner) idleWorker(i int) {
 	failures := 0
 	for {
 		if err != nil {
-			if r.isStopped() {
-				return
-			}
-			r.r.fail(err)
-			failures++
-			if !r.sleep(backoff(failures)) {
+			if !r.failed(err, &failures) {
 				return
 			}
 			c, err = r.dial(i)

@@ -58,13 +58,8 @@ func (r *runner) epollServe(i int, ss *session, c net.Conn, err error, failures 
 			if err = r.srv.ServeConn(c, func(proto.ConnInfo) proto.Protocol { return p }); err == nil {
 				return
 			}
-			if r.isStopped() {
-				return
-			}
 		}
-		r.r.fail(err)
-		failures++
-		if !r.sleep(backoff(failures)) {
+		if !r.failed(err, &failures) {
 			return
 		}
 		c, err = r.dial(i)

@@ -131,6 +131,18 @@ func (r *runner) dial(i int) (net.Conn, error) {
 	return r.s.dialer(i).Dial(r.ctx, r.s.Endpoint)
 }
 
+// failed counts err as the n-th failure in a row (n is incremented) and
+// waits its back-off. It reports false when the run is over, before (then err
+// is not counted: the run's end caused it) or during the wait.
+func (r *runner) failed(err error, n *int) bool {
+	if r.isStopped() {
+		return false
+	}
+	r.r.fail(err)
+	*n++
+	return r.sleep(backoff(*n))
+}
+
 // backoff is the pause before replacing a failed connection: short, so
 // errors are counted at a steady pace, growing while connects keep failing.
 func backoff(failures int) time.Duration {

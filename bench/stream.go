@@ -54,12 +54,7 @@ func (r *runner) streamWorker(i int) {
 			}
 		}
 		if err != nil {
-			if r.isStopped() {
-				return
-			}
-			r.r.fail(err)
-			failures++
-			if !r.sleep(backoff(failures)) {
+			if !r.failed(err, &failures) {
 				return
 			}
 			continue

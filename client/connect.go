@@ -184,12 +184,33 @@ loop:
 	if d, ok := in.(interface{ SetReadDeadline(time.Time) error }); ok && upc != nil {
 		_ = d.SetReadDeadline(time.Now())
 	}
+	return endError(ctx, wd, cfg.Addr, err)
+}
+
+// endError is a session's result: the interrupt or the watchdog's timeout
+// when one ended it, else err.
+func endError(ctx context.Context, wd *watchdog, addr string, err error) error {
 	switch {
 	case ctx.Err() != nil:
-		return fmt.Errorf("%s: %w", cfg.Addr, ctx.Err())
+		return fmt.Errorf("%s: %w", addr, ctx.Err())
 	case wd.fired() != nil:
-		return wd.fired()(cfg.Addr)
+		return wd.fired()(addr)
 	}
+	return err
+}
+
+// printDatagram shows a received datagram: in the hex dump, and (unless
+// sendOnly) on out as one line, a newline added when it does not end one.
+// p must be a slice of a larger buffer when it may need the newline.
+func printDatagram(out io.Writer, hd *hexDumper, p []byte, sendOnly bool) error {
+	hd.dump('<', p)
+	if sendOnly {
+		return nil
+	}
+	if len(p) == 0 || p[len(p)-1] != '\n' {
+		p = append(p, '\n')
+	}
+	_, err := out.Write(p)
 	return err
 }
 
@@ -456,15 +477,7 @@ func pipePackets(ctx context.Context, c net.Conn, in io.Reader, out io.Writer, c
 				return
 			}
 			wd.touch(true)
-			p := buf[:n]
-			hd.dump('<', p)
-			if cfg.SendOnly {
-				continue
-			}
-			if n == 0 || p[n-1] != '\n' {
-				p = append(p, '\n')
-			}
-			if _, err := out.Write(p); err != nil {
+			if err := printDatagram(out, hd, buf[:n], cfg.SendOnly); err != nil {
 				downc <- errOutputClosed
 				return
 			}
@@ -520,13 +533,7 @@ loop:
 		}
 	}
 	closeConn()
-	switch {
-	case ctx.Err() != nil:
-		return fmt.Errorf("%s: %w", cfg.Addr, ctx.Err())
-	case wd.fired() != nil:
-		return wd.fired()(cfg.Addr)
-	}
-	return err
+	return endError(ctx, wd, cfg.Addr, err)
 }
 
 // lineReader reads the lines of an input as datagrams.

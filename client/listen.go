@@ -254,16 +254,8 @@ func ListenPackets(ctx context.Context, pc net.PacketConn, in io.Reader, out io.
 			peers[from.String()] = from
 			mu.Unlock()
 		}
-		p := buf[:n]
-		hd.dump('<', p)
-		if cfg.SendOnly {
-			continue
-		}
-		if n == 0 || p[n-1] != '\n' {
-			p = append(p, '\n')
-		}
-		if _, err := out.Write(p); err != nil {
-			return nil
+		if err := printDatagram(out, hd, buf[:n], cfg.SendOnly); err != nil {
+			return nil // stdout closed: done
 		}
 	}
 }

@@ -244,10 +244,16 @@ func runSockit(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
 }
 
-// runPython runs python3 testdata/seeds/SCRIPT ARGS... (bounded), fails the
+// runPython runs python3 testdata/seeds/SCRIPT ARGS... (see pythonScript).
+func runPython(t *testing.T, script string, args ...string) string {
+	t.Helper()
+	return pythonScript(t, "seeds", script, args...)
+}
+
+// pythonScript runs python3 testdata/DIR/SCRIPT ARGS... (bounded), fails the
 // test unless it exits 0, and returns its stdout. It skips the test when
 // python3 is missing.
-func runPython(t *testing.T, script string, args ...string) string {
+func pythonScript(t *testing.T, dir, script string, args ...string) string {
 	t.Helper()
 	py, err := exec.LookPath("python3")
 	if err != nil {
@@ -255,7 +261,7 @@ func runPython(t *testing.T, script string, args ...string) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, py, append([]string{filepath.Join("testdata", "seeds", script)}, args...)...)
+	cmd := exec.CommandContext(ctx, py, append([]string{filepath.Join("testdata", dir, script)}, args...)...)
 	cmd.Env = append(os.Environ(), "PYTHONIOENCODING=utf-8", "PYTHONUTF8=1", "PYTHONDONTWRITEBYTECODE=1")
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

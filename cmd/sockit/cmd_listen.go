@@ -131,11 +131,8 @@ func runListen(ctx context.Context, g *globals, args []string, opts listenOption
 		return usagef("several endpoints need -k or --exec")
 	}
 	opts.server.tlsHosts = endpointHosts(eps)
-	srv, lc, err := opts.server.build(g)
+	srv, lc, err := opts.server.buildFor(g, eps)
 	if err != nil {
-		return err
-	}
-	if err := checkTLS(eps, lc.TLS != nil); err != nil {
 		return err
 	}
 	bounds, err := listenAll(ctx, lc, eps)
@@ -202,10 +199,10 @@ func runListen(ctx context.Context, g *globals, args []string, opts listenOption
 		stop()
 	}
 
-	var handler server.HandlerFunc
-	switch {
-	case argv != nil:
-		handler = func(hctx context.Context, c net.Conn) {
+	// serveOne serves the one connection that ends the command (without -k):
+	// claim it, shake hands, run, finish with its result.
+	serveOne := func(run func(ctx context.Context, c net.Conn, peer string) error) server.HandlerFunc {
+		return func(hctx context.Context, c net.Conn) {
 			if !claim(c) {
 				return
 			}
@@ -217,6 +214,13 @@ func runListen(ctx context.Context, g *globals, args []string, opts listenOption
 				finish(err)
 				return
 			}
+			finish(run(hctx, c, peer))
+		}
+	}
+	var handler server.HandlerFunc
+	switch {
+	case argv != nil:
+		handler = serveOne(func(hctx context.Context, c net.Conn, peer string) error {
 			err := client.Exec(hctx, c, client.ExecConfig{
 				Argv:        argv,
 				Proto:       protoOf(c, eps),
@@ -225,8 +229,8 @@ func runListen(ctx context.Context, g *globals, args []string, opts listenOption
 				ReadTimeout: opts.server.readTimeout,
 			})
 			logExec(g, peer, err)
-			finish(err)
-		}
+			return err
+		})
 	case opts.keepOpen:
 		hub := client.NewHub(g.stdout)
 		if !opts.recvOnly {
@@ -243,21 +247,10 @@ func runListen(ctx context.Context, g *globals, args []string, opts listenOption
 			logEnd(g, peer, err)
 		}
 	default:
-		handler = func(hctx context.Context, c net.Conn) {
-			if !claim(c) {
-				return
-			}
-			hctx, done := connCtx(hctx)
-			defer done()
-			peer := c.RemoteAddr().String()
-			if err := client.Handshake(hctx, c, 0); err != nil {
-				g.logger.Warn("tls handshake failed", "peer", peer, "err", err)
-				finish(err)
-				return
-			}
+		handler = serveOne(func(hctx context.Context, c net.Conn, peer string) error {
 			g.logger.Debug("connection", "peer", peer)
-			finish(client.Pipe(hctx, c, stdin, g.stdout, pc))
-		}
+			return client.Pipe(hctx, c, stdin, g.stdout, pc)
+		})
 	}
 	err = serveUntilSignal(sctx, &gl, srv, bounds, opts.server.grace, func(b bound) error {
 		return srv.ServeFunc(b.ln, handler)

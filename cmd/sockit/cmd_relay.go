@@ -99,11 +99,8 @@ func runRelay(ctx context.Context, g *globals, listenArg, targetArg string, opts
 		return usagef("the client TLS options apply to a tls:// target, not %s", target.Scheme)
 	}
 	opts.server.tlsHosts = endpointHosts(eps)
-	srv, lc, err := opts.server.build(g)
+	srv, lc, err := opts.server.buildFor(g, eps)
 	if err != nil {
-		return err
-	}
-	if err := checkTLS(eps, lc.TLS != nil); err != nil {
 		return err
 	}
 	bounds, err := listenAll(ctx, lc, eps)

@@ -149,11 +149,8 @@ func runServe(ctx context.Context, g *globals, name string, opts serveOptions, c
 			return usagef("service %s does not speak datagrams; %s is a datagram endpoint", name, ep)
 		}
 	}
-	srv, lc, err := opts.server.build(g)
+	srv, lc, err := opts.server.buildFor(g, eps)
 	if err != nil {
-		return err
-	}
-	if err := checkTLS(eps, lc.TLS != nil); err != nil {
 		return err
 	}
 	bounds, err := listenAll(ctx, lc, eps)

@@ -166,6 +166,20 @@ func (f *serverFlags) build(g *globals) (*server.Server, endpoint.ListenConfig, 
 	return srv, lc, nil
 }
 
+// buildFor is build for the endpoints a command will listen on: it also
+// refuses a tls:// endpoint without a certificate, before anything is
+// opened.
+func (f *serverFlags) buildFor(g *globals, eps []endpoint.Endpoint) (*server.Server, endpoint.ListenConfig, error) {
+	srv, lc, err := f.build(g)
+	if err != nil {
+		return nil, lc, err
+	}
+	if err := checkTLS(eps, lc.TLS != nil); err != nil {
+		return nil, lc, err
+	}
+	return srv, lc, nil
+}
+
 // certHosts returns the host names a self-signed certificate is for: those
 // set in tlsHosts, else those of the -l endpoints, else localhost.
 func (f *serverFlags) certHosts() []string {
@@ -258,10 +272,17 @@ func packetEndpoint(ep endpoint.Endpoint) bool {
 	return ep.IsPacket()
 }
 
+// shutdowner is a server serveUntilSignal can stop: a *server.Server, or the
+// http service's *httpd.Server (net/http's graceful drain).
+type shutdowner interface {
+	Shutdown(ctx context.Context) error
+}
+
 // serveUntilSignal prints "listening ENDPOINT" for every bound endpoint, runs
 // serve for each, and on ctx's end (SIGINT/SIGTERM) shuts the server down
-// gracefully within grace. It returns nil after a clean shutdown.
-func serveUntilSignal(ctx context.Context, g *globals, srv *server.Server, bounds []bound, grace time.Duration, serve func(b bound) error) error {
+// gracefully within grace. It returns nil after a clean shutdown; Serve's
+// server.ErrServerClosed (which httpd.Server returns too) is not an error.
+func serveUntilSignal(ctx context.Context, g *globals, srv shutdowner, bounds []bound, grace time.Duration, serve func(b bound) error) error {
 	errc := make(chan error, len(bounds))
 	var wg sync.WaitGroup
 	for _, b := range bounds {
@@ -277,8 +298,11 @@ func serveUntilSignal(ctx context.Context, g *globals, srv *server.Server, bound
 	if fl, ok := g.stdout.(interface{ Sync() error }); ok {
 		_ = fl.Sync()
 	}
-	name, _ := srv.EngineName()
-	g.logger.Info("serving", "endpoints", len(bounds), "engine", name)
+	engineName := "net/http"
+	if s, ok := srv.(*server.Server); ok {
+		engineName, _ = s.EngineName()
+	}
+	g.logger.Info("serving", "endpoints", len(bounds), "engine", engineName)
 
 	var serveErr error
 	select {
@@ -301,7 +325,7 @@ func serveUntilSignal(ctx context.Context, g *globals, srv *server.Server, bound
 		}
 	}
 	if shutErr != nil {
-		g.logger.Warn("grace period over; remaining connections aborted", "grace", grace)
+		g.logger.Warn("grace period over; remaining connections closed", "grace", grace)
 	}
 	return nil
 }

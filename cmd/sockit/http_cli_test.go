@@ -7,7 +7,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -26,25 +25,10 @@ import (
 	"time"
 )
 
-// httpPython runs python3 testdata/http/SCRIPT ARGS... (bounded) and returns
-// its stdout; it skips the test when python3 is missing.
+// httpPython runs python3 testdata/http/SCRIPT ARGS... (see pythonScript).
 func httpPython(t *testing.T, script string, args ...string) string {
 	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not found")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, py, append([]string{filepath.Join("testdata", "http", script)}, args...)...)
-	cmd.Env = append(os.Environ(), "PYTHONIOENCODING=utf-8", "PYTHONUTF8=1", "PYTHONDONTWRITEBYTECODE=1")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("python3 %s %q: %v\nstdout:\n%s\nstderr:\n%s", script, args, err, out.String(), errOut.String())
-	}
-	return out.String()
+	return pythonScript(t, "http", script, args...)
 }
 
 // serveHTTPTCP starts `sockit serve http` on a loopback port with extra

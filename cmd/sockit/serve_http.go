@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"sync"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -42,15 +38,12 @@ func runServeHTTP(ctx context.Context, g *globals, opts serveOptions, cmd *cobra
 			return usagef("service http does not speak datagrams; %s is a datagram endpoint", ep)
 		}
 	}
-	limits, lc, err := opts.server.build(g)
+	limits, lc, err := opts.server.buildFor(g, eps)
 	if err != nil {
 		return err
 	}
 	if name, _ := limits.EngineName(); name != "goroutine" {
 		return usagef("service http runs on net/http's goroutines; --engine %s does not apply", opts.server.engine)
-	}
-	if err := checkTLS(eps, lc.TLS != nil); err != nil {
-		return err
 	}
 	h, err := httpd.New(httpd.Config{
 		Root:      opts.httpRoot,
@@ -73,53 +66,7 @@ func runServeHTTP(ctx context.Context, g *globals, opts serveOptions, cmd *cobra
 	if err != nil {
 		return err
 	}
-	return serveHTTPUntilSignal(ctx, g, srv, bounds, opts.server.grace)
-}
-
-// serveHTTPUntilSignal is serveUntilSignal for the http server: it prints
-// "listening ENDPOINT" for every endpoint, serves them all, and on ctx's end
-// (SIGINT/SIGTERM) shuts down with net/http's graceful drain (requests in
-// flight finish, idle keep-alive connections are closed) within grace.
-func serveHTTPUntilSignal(ctx context.Context, g *globals, srv *httpd.Server, bounds []bound, grace time.Duration) error {
-	errc := make(chan error, len(bounds))
-	var wg sync.WaitGroup
-	for _, b := range bounds {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errc <- srv.Serve(b.ln)
-		}()
-	}
-	for _, b := range bounds {
-		fmt.Fprintf(g.stdout, "listening %s\n", b.ep)
-	}
-	if fl, ok := g.stdout.(interface{ Sync() error }); ok {
-		_ = fl.Sync()
-	}
-	g.logger.Info("serving", "endpoints", len(bounds), "service", "http")
-
-	var serveErr error
-	select {
-	case <-ctx.Done():
-		g.logger.Info("shutting down", "grace", grace)
-	case serveErr = <-errc:
-		// A listener failed for good: shut the rest down too.
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	shutErr := srv.Shutdown(sctx)
-	wg.Wait()
-	close(errc)
-	if serveErr != nil && !errors.Is(serveErr, httpd.ErrServerClosed) {
-		return serveErr
-	}
-	for err := range errc {
-		if err != nil && !errors.Is(err, httpd.ErrServerClosed) {
-			return err
-		}
-	}
-	if shutErr != nil {
-		g.logger.Warn("grace period over; remaining connections closed", "grace", grace)
-	}
-	return nil
+	// net/http's graceful drain on SIGINT/SIGTERM: requests in flight
+	// finish, idle keep-alive connections are closed.
+	return serveUntilSignal(ctx, g, srv, bounds, opts.server.grace, func(b bound) error { return srv.Serve(b.ln) })
 }
