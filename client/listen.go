@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,30 +9,6 @@ import (
 	"sync"
 	"time"
 )
-
-// DefaultHandshakeTimeout bounds a server-side TLS handshake when Handshake
-// is given no timeout.
-const DefaultHandshakeTimeout = 10 * time.Second
-
-// Handshake completes the server side of a TLS handshake when c is a
-// *tls.Conn (and does nothing otherwise), within timeout (zero:
-// DefaultHandshakeTimeout) or ctx's end. Handlers call it first so that a
-// failed handshake is reported with its peer, before any byte is piped.
-func Handshake(ctx context.Context, c net.Conn, timeout time.Duration) error {
-	tc, ok := c.(*tls.Conn)
-	if !ok {
-		return nil
-	}
-	if timeout <= 0 {
-		timeout = DefaultHandshakeTimeout
-	}
-	hctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
-		return fmt.Errorf("tls handshake with %s: %w", c.RemoteAddr(), err)
-	}
-	return nil
-}
 
 // Hub is `sockit listen -k`: connections served at the same time share one
 // input, which goes to all of them, and one output, which gets what each of

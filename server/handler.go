@@ -163,6 +163,20 @@ func (s *Server) runHandler(hc handled, h HandlerFunc) {
 	if s.isClosing() {
 		return
 	}
+	if tc, ok := hc.c.(engine.Handshaker); ok {
+		// As on the engines: the handler sees only connections whose TLS
+		// handshake succeeded; a failure is logged with its peer and
+		// reported, and disturbs nothing else.
+		if err := engine.Handshake(ctx, tc, s.ReadTimeout, s.IdleTimeout); err != nil {
+			if !s.isClosing() {
+				s.log.Info("tls handshake failed", "peer", hc.c.RemoteAddr().String(), "err", err)
+				if s.HandleError != nil {
+					s.HandleError(hc.c.RemoteAddr(), err)
+				}
+			}
+			return
+		}
+	}
 	h(ctx, hc.c)
 }
 

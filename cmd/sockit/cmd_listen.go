@@ -200,7 +200,8 @@ func runListen(ctx context.Context, g *globals, args []string, opts listenOption
 	}
 
 	// serveOne serves the one connection that ends the command (without -k):
-	// claim it, shake hands, run, finish with its result.
+	// claim it, run, finish with its result. (The server completed its TLS
+	// handshake: a client that failed it does not end the command.)
 	serveOne := func(run func(ctx context.Context, c net.Conn, peer string) error) server.HandlerFunc {
 		return func(hctx context.Context, c net.Conn) {
 			if !claim(c) {
@@ -208,13 +209,7 @@ func runListen(ctx context.Context, g *globals, args []string, opts listenOption
 			}
 			hctx, done := connCtx(hctx)
 			defer done()
-			peer := c.RemoteAddr().String()
-			if err := client.Handshake(hctx, c, 0); err != nil {
-				g.logger.Warn("tls handshake failed", "peer", peer, "err", err)
-				finish(err)
-				return
-			}
-			finish(run(hctx, c, peer))
+			finish(run(hctx, c, c.RemoteAddr().String()))
 		}
 	}
 	var handler server.HandlerFunc
@@ -238,10 +233,6 @@ func runListen(ctx context.Context, g *globals, args []string, opts listenOption
 		}
 		handler = func(hctx context.Context, c net.Conn) {
 			peer := c.RemoteAddr().String()
-			if err := client.Handshake(hctx, c, 0); err != nil {
-				g.logger.Warn("tls handshake failed", "peer", peer, "err", err)
-				return
-			}
 			g.logger.Debug("connection", "peer", peer)
 			err := hub.Serve(hctx, c, pc)
 			logEnd(g, peer, err)

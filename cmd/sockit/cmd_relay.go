@@ -115,10 +115,6 @@ func runRelay(ctx context.Context, g *globals, listenArg, targetArg string, opts
 	}
 	handler := func(hctx context.Context, c net.Conn) {
 		peer := c.RemoteAddr().String()
-		if err := client.Handshake(hctx, c, opts.timeout); err != nil {
-			g.logger.Warn("tls handshake failed", "peer", peer, "err", err)
-			return
-		}
 		err := client.Relay(hctx, c, cfg)
 		var ce *client.ConnError
 		switch {

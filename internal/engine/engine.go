@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -204,3 +205,35 @@ func (e *RecordTooLargeError) Error() string {
 
 // Is makes errors.Is(err, ErrRecordTooLarge) true.
 func (e *RecordTooLargeError) Is(target error) bool { return target == ErrRecordTooLarge }
+
+// Handshaker is a connection with a handshake to complete before it carries
+// data: a *tls.Conn.
+type Handshaker interface {
+	HandshakeContext(ctx context.Context) error
+}
+
+var _ Handshaker = (*tls.Conn)(nil)
+
+// DefaultHandshakeTimeout bounds a server's TLS handshake when neither a
+// read nor an idle timeout is set.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// Handshake completes the server side of c's TLS handshake, within the
+// shorter of readTimeout and idleTimeout (those set; DefaultHandshakeTimeout
+// when neither is) or ctx's end, before any callback or handler sees the
+// connection: a failed handshake is then reported with its peer and the
+// connection closed, instead of failing the first read of a protocol.
+func Handshake(ctx context.Context, c Handshaker, readTimeout, idleTimeout time.Duration) error {
+	d := DefaultHandshakeTimeout
+	for _, t := range []time.Duration{readTimeout, idleTimeout} {
+		if t > 0 && t < d {
+			d = t
+		}
+	}
+	hctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	if err := c.HandshakeContext(hctx); err != nil {
+		return fmt.Errorf("sockit: tls handshake: %w", err)
+	}
+	return nil
+}

@@ -41,10 +41,6 @@ const MaxPacket = engine.MaxRecord
 // engine.ErrRecordTooLarge, as the epoll engine's error does.
 var ErrPacketTooLarge error = &engine.RecordTooLargeError{Max: MaxPacket}
 
-// defaultHandshakeTimeout bounds a TLS handshake when neither ReadTimeout nor
-// IdleTimeout is set.
-const defaultHandshakeTimeout = 10 * time.Second
-
 // aLongTimeAgo is a deadline in the past: setting it wakes a blocked Read.
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -151,7 +147,7 @@ func (c *conn) serve(f proto.Factory) {
 // open completes a TLS handshake, makes the protocol and calls OnOpen. It
 // reports false, having called no callback, when the connection ended first.
 func (c *conn) open(f proto.Factory) bool {
-	if hs, ok := c.nc.(handshaker); ok && !c.handshake(hs) {
+	if hs, ok := c.nc.(engine.Handshaker); ok && !c.handshake(hs) {
 		return false
 	}
 	p := c.makeProtocol(f)
@@ -192,26 +188,12 @@ func (c *conn) makeProtocol(f proto.Factory) (p proto.Protocol) {
 	return p
 }
 
-// handshaker is a connection with a handshake to complete before it carries
-// data (crypto/tls.Conn).
-type handshaker interface {
-	HandshakeContext(ctx context.Context) error
-}
-
-// handshake completes the TLS handshake before the read loop, bounded by the
-// read or idle timeout (defaultHandshakeTimeout without either), so that no
-// wake-up of the loop can interrupt it. A failure is logged with the peer and
-// reported to OnError, and the connection is closed; it reports success.
-func (c *conn) handshake(hs handshaker) bool {
-	d := defaultHandshakeTimeout
-	for _, t := range []time.Duration{c.o.ReadTimeout, c.o.IdleTimeout} {
-		if t > 0 && t < d {
-			d = t
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	err := hs.HandshakeContext(ctx)
-	cancel()
+// handshake completes the TLS handshake before the read loop
+// (engine.Handshake), so that no wake-up of the loop can interrupt it. A
+// failure is logged with the peer and reported to OnError, and the
+// connection is closed; it reports success.
+func (c *conn) handshake(hs engine.Handshaker) bool {
+	err := engine.Handshake(context.Background(), hs, c.o.ReadTimeout, c.o.IdleTimeout)
 	if err == nil {
 		return true
 	}
@@ -219,7 +201,6 @@ func (c *conn) handshake(hs handshaker) bool {
 	aborted := c.closed // closed by us (Close, a shutdown deadline), not the peer's doing
 	c.mu.Unlock()
 	if !aborted {
-		err = fmt.Errorf("sockit: tls handshake: %w", err)
 		c.log.Info("tls handshake failed", "peer", addrString(c.remote), "err", err)
 		if c.o.OnError != nil {
 			c.o.OnError(c.remote, err)
