@@ -356,3 +356,57 @@ func TestTLSConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSALPN: the protocols of --alpn are offered in order and the server's
+// choice (ServerTLS.ALPN) is what both ends see; with no protocol in common
+// a server that requires one refuses the handshake.
+func TestTLSALPN(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		srv, cli  []string
+		want      string
+		wantError bool
+	}{
+		{"common", []string{"sockit/1", "h2"}, []string{"x", "sockit/1"}, "sockit/1", false},
+		{"client offers none", []string{"sockit/1"}, nil, "", false},
+		{"none in common", []string{"sockit/1"}, []string{"other"}, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			scfg, _, err := endpoint.ServerTLS{SelfSigned: true, Hosts: []string{"127.0.0.1"}, ALPN: tc.srv}.Config()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ccfg, err := endpoint.ClientTLS{Insecure: true, ALPN: tc.cli}.Config()
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b := net.Pipe()
+			defer a.Close()
+			defer b.Close()
+			_ = a.SetDeadline(time.Now().Add(5 * time.Second))
+			_ = b.SetDeadline(time.Now().Add(5 * time.Second))
+			srv, cli := tls.Server(a, scfg), tls.Client(b, ccfg)
+			serr := make(chan error, 1)
+			go func() { serr <- srv.Handshake() }()
+			cerr := cli.Handshake()
+			if tc.wantError {
+				if cerr == nil {
+					t.Fatal("handshake succeeded without a protocol in common")
+				}
+				return
+			}
+			if cerr != nil {
+				t.Fatal(cerr)
+			}
+			if err := <-serr; err != nil {
+				t.Fatal(err)
+			}
+			if got := cli.ConnectionState().NegotiatedProtocol; got != tc.want {
+				t.Fatalf("client negotiated %q, want %q", got, tc.want)
+			}
+			if got := srv.ConnectionState().NegotiatedProtocol; got != tc.want {
+				t.Fatalf("server negotiated %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
