@@ -26,7 +26,9 @@ type HandlerFunc func(ctx context.Context, c net.Conn)
 //
 // Shutdown stops accepting and waits for the handlers to return; at its
 // deadline their contexts are cancelled and their connections closed.
-// IdleTimeout and ReadTimeout are the handler's to apply.
+// IdleTimeout and ReadTimeout are the handler's to apply; on a TLS listener
+// the shorter of them (10 s when neither is set) also bounds the handshake
+// ServeFunc completes before the handler sees the connection.
 func (s *Server) ServeFunc(ln net.Listener, h HandlerFunc) error {
 	if err := s.init(); err != nil {
 		_ = ln.Close()

@@ -2,7 +2,6 @@ package httpd
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -47,10 +46,13 @@ var ErrServerClosed = server.ErrServerClosed
 type Server struct {
 	// Handler answers the requests; nil means http.DefaultServeMux.
 	Handler http.Handler
-	// Limits admits connections; nil means no limits.
+	// Limits admits connections; nil means no limits. Its ServeFunc
+	// completes a TLS handshake within the shorter of its ReadTimeout and
+	// IdleTimeout (10 s when neither is set); without Limits,
+	// ReadHeaderTimeout bounds the handshake.
 	Limits *server.Server
-	// ReadHeaderTimeout bounds a TLS handshake and the reading of each
-	// request's headers; 0 means DefaultReadHeaderTimeout.
+	// ReadHeaderTimeout bounds the reading of each request's headers (and,
+	// without Limits, a TLS handshake); 0 means DefaultReadHeaderTimeout.
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle this long; 0 means
 	// DefaultIdleTimeout.
@@ -77,14 +79,17 @@ func (s *Server) init() {
 		if s.log == nil {
 			s.log = slog.Default()
 		}
+		readHeader := orDuration(s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 		s.limits = s.Limits
 		if s.limits == nil {
-			s.limits = &server.Server{Logger: s.log}
+			// ServeFunc completes the TLS handshake within ReadTimeout
+			// (net/http alone would wait for it for ever).
+			s.limits = &server.Server{Logger: s.log, ReadTimeout: readHeader}
 		}
 		s.conns = make(map[net.Conn]chan struct{})
 		s.hs = &http.Server{
 			Handler:           s.Handler,
-			ReadHeaderTimeout: orDuration(s.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+			ReadHeaderTimeout: readHeader,
 			IdleTimeout:       orDuration(s.IdleTimeout, DefaultIdleTimeout),
 			MaxHeaderBytes:    orInt(s.MaxHeaderBytes, DefaultMaxHeaderBytes),
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
@@ -115,20 +120,8 @@ func (s *Server) Serve(ln net.Listener) error {
 // handoff passes an admitted connection to net/http and waits until net/http
 // is done with it (or the shutdown deadline passed).
 func (s *Server) handoff(ctx context.Context, cl *chanListener, c net.Conn) {
-	if tc, ok := c.(*tls.Conn); ok {
-		// net/http does not bound the handshake by ReadHeaderTimeout; a
-		// peer that never finishes it would hold the connection forever.
-		deadline := time.Now().Add(s.hs.ReadHeaderTimeout)
-		_ = tc.SetDeadline(deadline)
-		hctx, cancel := context.WithDeadline(ctx, deadline)
-		err := tc.HandshakeContext(hctx)
-		cancel()
-		if err != nil {
-			s.log.Debug("tls handshake failed", "peer", c.RemoteAddr().String(), "err", err)
-			return
-		}
-		_ = tc.SetDeadline(time.Time{})
-	}
+	// The TLS handshake, if any, is done: ServeFunc completes it before a
+	// handler sees the connection.
 	done := make(chan struct{})
 	s.mu.Lock()
 	s.conns[c] = done
