@@ -11,11 +11,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/sockit/sockit/internal/engine"
+	"github.com/sockit/sockit/internal/rawio"
 	"github.com/sockit/sockit/proto"
 )
 
@@ -188,16 +188,16 @@ func (c *conn) readOnce() {
 func (c *conn) read() (int, error) {
 	buf := c.l.buf
 	if !c.packet {
-		return unix.Read(c.fd, buf)
+		return rawio.Read(c.fd, buf)
 	}
-	r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(c.fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), unix.MSG_TRUNC, 0, 0)
-	if errno != 0 {
-		return 0, errno
+	n, err := rawio.RecvTrunc(c.fd, buf)
+	if err != nil {
+		return 0, err
 	}
-	if n := int(r); n > len(buf) {
+	if n > len(buf) {
 		return 0, &engine.RecordTooLargeError{Size: n, Max: len(buf)}
 	}
-	return int(r), nil
+	return n, nil
 }
 
 // readFailed ends the connection after a failed read. A record too large is
@@ -467,9 +467,9 @@ func (c *conn) writev(bufs [][]byte) error {
 		var err error
 		for {
 			if len(bufs) == 1 {
-				n, err = unix.Write(c.fd, bufs[0])
+				n, err = rawio.Write(c.fd, bufs[0])
 			} else {
-				n, err = unix.Writev(c.fd, bufs)
+				n, err = rawio.Writev(c.fd, bufs)
 			}
 			if err != unix.EINTR {
 				break
@@ -583,7 +583,7 @@ func (c *conn) flush() {
 		} else {
 			chunk = c.out[c.head:]
 		}
-		n, err := unix.Write(c.fd, chunk)
+		n, err := rawio.Write(c.fd, chunk)
 		if err == unix.EINTR {
 			continue
 		}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sockit/sockit/internal/engine"
+	"github.com/sockit/sockit/internal/rawio"
 )
 
 // readBufSize is the one read buffer a loop shares among its connections: a
@@ -105,7 +106,7 @@ func newLoop(e *Engine) (*loop, error) {
 // netpoller park the goroutine until the epoll descriptor is readable.
 func (l *loop) poll(fd uintptr) bool {
 	for {
-		l.nready, l.waitErr = unix.EpollWait(int(fd), l.events, 0)
+		l.nready, l.waitErr = rawio.EpollPoll(int(fd), l.events)
 		if l.waitErr != unix.EINTR {
 			break
 		}
@@ -124,7 +125,7 @@ func (l *loop) wait() (int, error) {
 			// The netpoller would report the past deadline without ever
 			// calling poll: ask epoll directly, with timeout 0.
 			for {
-				n, err := unix.EpollWait(l.epfd, l.events, 0)
+				n, err := rawio.EpollPoll(l.epfd, l.events)
 				if err != unix.EINTR {
 					if n < 0 {
 						n = 0
@@ -185,7 +186,7 @@ func (l *loop) wakeLocked() {
 	}
 	var one = [8]byte{1}
 	for {
-		_, err := unix.Write(l.efd, one[:])
+		_, err := rawio.Write(l.efd, one[:])
 		if err != unix.EINTR {
 			return
 		}
@@ -226,7 +227,7 @@ func (l *loop) run() {
 			fd := int(ev.Fd)
 			if fd == l.efd {
 				var b [8]byte
-				_, _ = unix.Read(l.efd, b[:])
+				_, _ = rawio.Read(l.efd, b[:])
 				l.awake.Store(false)
 				continue
 			}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net"
 	"syscall"
+
+	"github.com/sockit/sockit/internal/rawio"
 )
 
 // directWriter returns a function that writes as much of b as the socket
@@ -39,7 +41,7 @@ type direct struct {
 
 func (d *direct) write(fd uintptr) bool {
 	for {
-		d.n, d.err = syscall.Write(int(fd), d.b)
+		d.n, d.err = rawio.Write(int(fd), d.b)
 		if d.err != syscall.EINTR {
 			return true // never wait for writability here
 		}

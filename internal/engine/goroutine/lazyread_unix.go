@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"github.com/sockit/sockit/internal/rawio"
 )
 
 // readClasses are the sizes of the pooled read buffers, minReadBuf doubling
@@ -70,7 +72,7 @@ func (r *lazyReader) recv(fd uintptr) bool {
 		if r.buf == nil {
 			r.buf = readPools[r.class].Get().(*[]byte)
 		}
-		n, err := syscall.Read(int(fd), *r.buf)
+		n, err := rawio.Read(int(fd), *r.buf)
 		switch err {
 		case nil:
 			r.n, r.errno = n, 0
