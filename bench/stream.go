@@ -68,7 +68,7 @@ func (r *runner) streamWorker(i int) {
 		} else if r.s.Mode == Send {
 			err = r.pumpSend(ss, c, timer)
 		} else {
-			err = r.pump(ss, c, buf, timer)
+			err = r.pump(ss, fastStream(c), buf, timer)
 		}
 		r.r.conns.Add(-1)
 		r.clearConn(i)
