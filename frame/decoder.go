@@ -95,11 +95,7 @@ func (d *Decoder) Feed(data []byte, emit func(msg []byte) error) error {
 	var err error
 	switch d.spec.Kind {
 	case Raw:
-		for len(data) > 0 && err == nil {
-			n := min(len(data), d.max)
-			err = emit(data[:n])
-			data = data[n:]
-		}
+		err = chunks(data, d.max, emit)
 	case Line, Delim:
 		err = d.feedDelim(data, emit)
 	case Fixed:
@@ -266,6 +262,27 @@ func (d *Decoder) feedLen(data []byte, emit func([]byte) error) error {
 		data = data[w+n:]
 	}
 	d.nhdr = copy(d.hdr[:], data)
+	return nil
+}
+
+// Chunks is raw framing without a Decoder (raw framing keeps no state
+// between chunks): it calls emit with data in pieces of at most max bytes
+// (max <= 0: DefaultMaxFrame) and stops at emit's first error, returning it.
+func Chunks(data []byte, max int, emit func(msg []byte) error) error {
+	if max <= 0 {
+		max = DefaultMaxFrame
+	}
+	return chunks(data, max, emit)
+}
+
+func chunks(data []byte, max int, emit func(msg []byte) error) error {
+	for len(data) > 0 {
+		n := min(len(data), max)
+		if err := emit(data[:n]); err != nil {
+			return err
+		}
+		data = data[n:]
+	}
 	return nil
 }
 

@@ -515,3 +515,28 @@ func TestLongSeparatorLinear(t *testing.T) {
 		t.Fatal("decoding a long separator byte by byte takes more than 20s")
 	}
 }
+
+func TestChunksIsRawFramingWithoutADecoder(t *testing.T) {
+	data := []byte("abcdefghij")
+	for _, max := range []int{1, 3, 4, 10, 64, 0} {
+		var viaChunks, viaDecoder [][]byte
+		collect := func(out *[][]byte) func([]byte) error {
+			return func(m []byte) error { *out = append(*out, append([]byte(nil), m...)); return nil }
+		}
+		if err := frame.Chunks(data, max, collect(&viaChunks)); err != nil {
+			t.Fatalf("max %d: %v", max, err)
+		}
+		if err := frame.NewDecoder(frame.Spec{Kind: frame.Raw}, max).Feed(data, collect(&viaDecoder)); err != nil {
+			t.Fatalf("max %d: %v", max, err)
+		}
+		if fmt.Sprint(viaChunks) != fmt.Sprint(viaDecoder) {
+			t.Fatalf("max %d: Chunks %q, Decoder %q", max, viaChunks, viaDecoder)
+		}
+	}
+	stop := errors.New("stop")
+	calls := 0
+	err := frame.Chunks(data, 2, func([]byte) error { calls++; return stop })
+	if err != stop || calls != 1 {
+		t.Fatalf("Chunks after emit's error: %v after %d calls, want stop after 1", err, calls)
+	}
+}

@@ -158,9 +158,7 @@ func (h *MessageHandler) NewProtocol(info proto.ConnInfo) proto.Protocol {
 	if info.Network == "unixpacket" {
 		mode = &h.packet
 	}
-	c := &messageConn{h: h, mode: mode, peer: info.RemoteAddr}
-	c.emit = c.onMessage
-	return c
+	return &messageConn{h: h, mode: mode}
 }
 
 // NewDatagram makes the protocol of one datagram endpoint: each datagram is
@@ -182,9 +180,8 @@ type messageConn struct {
 	h      *MessageHandler
 	mode   *messageMode
 	t      proto.Transport
-	dec    *frame.Decoder
-	emit   func([]byte) error
-	peer   net.Addr
+	dec    *frame.Decoder     // made at the first input; never for raw framing
+	emit   func([]byte) error // c.onMessage, bound with dec
 	out    []byte // the reply being built
 	framed []byte // out framed, for framings that add a header
 	done   bool   // closed or closing: no more messages
@@ -197,10 +194,6 @@ var (
 
 func (c *messageConn) OnOpen(t proto.Transport) {
 	c.t = t
-	if c.peer == nil {
-		c.peer = t.RemoteAddr()
-	}
-	c.dec = frame.NewDecoder(c.mode.spec, c.h.maxFrame)
 	if len(c.mode.greeting) > 0 {
 		if err := t.Write(c.mode.greeting); err != nil {
 			c.stop()
@@ -208,23 +201,45 @@ func (c *messageConn) OnOpen(t proto.Transport) {
 	}
 }
 
+// A connection holds no decoder until its first input, and none at all with
+// raw framing (each chunk is a message: there is no state to keep), so an
+// idle connection costs only the messageConn.
 func (c *messageConn) OnData(data []byte) {
-	if c.done || c.dec == nil {
+	if c.done {
 		return
 	}
-	if err := c.dec.Feed(data, c.emit); err != nil && err != errStop {
+	var err error
+	if c.mode.spec.Kind == frame.Raw {
+		err = frame.Chunks(data, c.h.maxFrame, c.onMessage)
+	} else {
+		err = c.decoder().Feed(data, c.emit)
+	}
+	if err != nil && err != errStop {
 		c.fail(err)
 	}
 }
 
+// decoder returns the connection's decoder, made at the first call.
+func (c *messageConn) decoder() *frame.Decoder {
+	if c.dec == nil {
+		c.dec = frame.NewDecoder(c.mode.spec, c.h.maxFrame)
+		c.emit = c.onMessage
+	}
+	return c.dec
+}
+
 func (c *messageConn) OnEOF() bool {
-	if c.done || c.dec == nil {
+	if c.done {
 		return false
 	}
-	if err := c.dec.EOF(c.emit); err != nil && err != errStop {
+	if c.mode.spec.Kind == frame.Raw { // raw framing keeps nothing to flush
+		c.stop()
+		return false
+	}
+	if err := c.decoder().EOF(c.emit); err != nil && err != errStop {
 		if errors.Is(err, frame.ErrTruncated) {
 			c.h.logger().Warn("partial frame dropped at EOF",
-				"service", c.h.name, "peer", addrString(c.peer),
+				"service", c.h.name, "peer", addrString(c.t.RemoteAddr()),
 				"frame", c.mode.spec.String(), "err", err)
 		} else {
 			c.fail(err)
@@ -255,14 +270,14 @@ func (c *messageConn) OnResumeWriting() {
 
 // Idle reports whether no partial message is buffered.
 func (c *messageConn) Idle() bool {
-	return c.done || c.dec == nil || c.dec.Buffered() == 0
+	return c.done || c.dec == nil || c.dec.Buffered() == 0 // raw: never a decoder
 }
 
 // stop ends message handling: later input is ignored and the decoder's
 // memory is released.
 func (c *messageConn) stop() {
 	c.done = true
-	c.dec = nil
+	c.dec, c.emit = nil, nil
 }
 
 // fail handles a framing error: ERR frame too long for text framings, a log
@@ -277,7 +292,7 @@ func (c *messageConn) fail(err error) {
 		msg = "message too long, closing connection"
 	}
 	c.h.logger().Warn(msg,
-		"service", c.h.name, "peer", addrString(c.peer),
+		"service", c.h.name, "peer", addrString(c.t.RemoteAddr()),
 		"frame", c.mode.spec.String(), "max_frame", c.h.maxFrame, "err", err)
 	_ = c.t.Close()
 }
@@ -313,7 +328,7 @@ func (c *messageConn) onMessage(msg []byte) error {
 			c.keep(reply)
 			c.stop()
 			c.h.logger().Warn("reply cannot be framed, closing connection",
-				"service", c.h.name, "peer", addrString(c.peer),
+				"service", c.h.name, "peer", addrString(c.t.RemoteAddr()),
 				"frame", c.mode.spec.String(), "reply_len", len(reply), "err", err)
 			_ = c.t.Close()
 			return errStop
@@ -331,7 +346,7 @@ func (c *messageConn) onMessage(msg []byte) error {
 		c.stop()
 		if errors.Is(err, proto.ErrBufferFull) {
 			c.h.logger().Warn("peer does not read its replies, aborting connection",
-				"service", c.h.name, "peer", addrString(c.peer), "err", err)
+				"service", c.h.name, "peer", addrString(c.t.RemoteAddr()), "err", err)
 			c.t.Abort()
 		}
 		return errStop

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -20,8 +21,8 @@ import (
 )
 
 // keepOut is the largest write buffer a loop keeps for reuse after it
-// drained; larger ones go back to the garbage collector. A drained buffer
-// goes back to its loop (spareOut), not to the connection, so an idle
+// drained; larger ones go back to the garbage collector. A drained queue
+// goes back to its loop (spare), not to the connection, so an idle
 // connection holds no write buffer whatever it once queued.
 const keepOut = 16 << 10
 
@@ -32,38 +33,43 @@ const keepOut = 16 << 10
 // Lock order: LOCKS.md (conn.mu, then loop.mu, then Engine.mu). No callback
 // runs with any of them held.
 type conn struct {
-	l      *loop
-	fd     int
-	p      proto.Protocol
-	idler  proto.Idler
-	o      *engine.Options
+	l  *loop
+	fd int
+	p  proto.Protocol
+	o  *engine.Options
+
+	// The addresses take no allocation of their own: local is shared with
+	// the other connections accepted on the same address, an IP peer is
+	// kept inline (rap) and made a net.Addr only when asked for, and
+	// remote holds any other kind of peer (a Unix socket's, shared too).
 	local  net.Addr
 	remote net.Addr
-	packet bool // SOCK_SEQPACKET: one write is one message
+	rap    netip.AddrPort
 
 	release  func()
 	activity atomic.Int64
 
 	// Loop-only state.
-	stopping  bool
-	finished  bool
-	msgStart  time.Time
+	msgStart  int64  // mono() when the message being read began; 0: none
 	readTimer *timer // made once, re-armed per message
 	idleTimer *timer // made once, re-armed by each idle check
+	packet    bool   // SOCK_SEQPACKET: one write is one message
+	idler     bool   // p is a proto.Idler
+	stopping  bool
+	finished  bool
 	// pauseDelivered is the write-pause state the protocol was last told
 	// (OnPauseWriting: true, OnResumeWriting: false); syncPause makes it
 	// follow writePaused, so the two callbacks strictly alternate.
 	pauseDelivered bool
-	syncFn         func() // c.syncPause, bound once: posting it allocates nothing
 
 	mu          sync.Mutex
-	events      uint32 // the epoll mask registered
-	registered  bool
-	out         []byte // out[head:] is queued
-	head        int
-	outLens     []int // packet mode: sizes of the queued messages
+	events      uint32  // the epoll mask registered
+	w           *wqueue // the bytes queued; nil when none (back to the loop)
 	high, low   int
 	hard        int
+	closeErr    error
+	drainCh     chan struct{}
+	registered  bool
 	hardSet     bool
 	writePaused bool // the state; delivered by syncPause on the loop
 	eofWanted   bool
@@ -72,13 +78,32 @@ type conn struct {
 	readPaused  bool
 	closing     bool // Close called: flush, then close
 	closed      bool // no more writes; the loop closes the fd
-	closeErr    error
-	drainCh     chan struct{}
+}
+
+// wqueue is a connection's queue of bytes the kernel did not take yet. A
+// connection holds one only while bytes are queued: a drained queue goes
+// back to its loop (loop.putQueue), buffer and all, for the next
+// connection that must queue.
+type wqueue struct {
+	out  []byte // out[head:] is queued
+	head int
+	lens []int // packet mode: sizes of the queued messages
 }
 
 var _ proto.Transport = (*conn)(nil)
 
-func (c *conn) queued() int { return len(c.out) - c.head }
+func (c *conn) queued() int {
+	if c.w == nil {
+		return 0
+	}
+	return len(c.w.out) - c.w.head
+}
+
+// idle reports whether the protocol has no message half read (Idler); a
+// protocol that is not an Idler always is.
+func (c *conn) idle() bool {
+	return !c.idler || c.p.(proto.Idler).Idle()
+}
 
 // ---- events (loop) ---------------------------------------------------------
 
@@ -206,9 +231,9 @@ func (c *conn) read() (int, error) {
 func (c *conn) readFailed(err error) {
 	var big *engine.RecordTooLargeError
 	if errors.As(err, &big) {
-		c.o.Logger.Warn("unixpacket record too large; connection closed", "peer", addrString(c.remote), "size", big.Size, "max", big.Max)
+		c.o.Logger.Warn("unixpacket record too large; connection closed", "peer", addrString(c.RemoteAddr()), "size", big.Size, "max", big.Max)
 		if c.o.OnError != nil {
-			c.o.OnError(c.remote, err)
+			c.o.OnError(c.RemoteAddr(), err)
 		}
 	}
 	c.lose(err)
@@ -216,22 +241,22 @@ func (c *conn) readFailed(err error) {
 
 // afterData keeps the read timeout's clock and finishes a graceful shutdown.
 func (c *conn) afterData() {
-	if c.idler == nil {
+	if !c.idler {
 		if c.stopping {
 			c.closeIfIdle()
 		}
 		return
 	}
-	idle := c.idler.Idle()
+	idle := c.idle()
 	if c.o.ReadTimeout > 0 {
 		switch {
 		case idle:
-			c.msgStart = time.Time{}
+			c.msgStart = 0
 			if c.readTimer != nil {
 				c.l.removeTimer(c.readTimer)
 			}
-		case c.msgStart.IsZero():
-			c.msgStart = time.Now()
+		case c.msgStart == 0:
+			c.msgStart = mono()
 			if c.readTimer == nil {
 				c.readTimer = c.l.newConnTimer(c.checkRead)
 			}
@@ -244,7 +269,7 @@ func (c *conn) afterData() {
 }
 
 func (c *conn) closeIfIdle() {
-	if c.idler == nil || c.idler.Idle() {
+	if c.idle() {
 		_ = c.Close()
 	}
 }
@@ -329,9 +354,9 @@ func (c *conn) callData(data []byte) {
 
 func (c *conn) contain(v any) {
 	perr := &engine.PanicError{Value: v, Stack: debug.Stack()}
-	c.o.Logger.Error("protocol panicked", "peer", addrString(c.remote), "panic", fmt.Sprint(v), "stack", string(perr.Stack))
+	c.o.Logger.Error("protocol panicked", "peer", addrString(c.RemoteAddr()), "panic", fmt.Sprint(v), "stack", string(perr.Stack))
 	if c.o.OnError != nil {
-		c.o.OnError(c.remote, perr)
+		c.o.OnError(c.RemoteAddr(), perr)
 	}
 	c.mu.Lock()
 	c.closeLocked(perr)
@@ -348,7 +373,10 @@ func (c *conn) closeLocked(cause error) {
 	}
 	c.closed = true
 	c.closeErr = cause
-	c.out, c.head, c.outLens = nil, 0, nil
+	if c.w != nil {
+		c.l.putQueue(c.w)
+		c.w = nil
+	}
 	if c.registered {
 		_ = unix.EpollCtl(c.l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 		c.registered = false
@@ -491,23 +519,21 @@ func (c *conn) writev(bufs [][]byte) error {
 		}
 	}
 	// Queue what the kernel did not take.
-	if c.head > 0 && c.head == len(c.out) {
-		c.out, c.head = c.out[:0], 0
+	if c.w == nil {
+		c.w = c.l.getQueue()
 	}
-	if c.out == nil {
-		c.out = c.l.takeOut()
-	}
+	w := c.w
 	skip := written
 	for _, b := range bufs {
 		if skip >= len(b) {
 			skip -= len(b)
 			continue
 		}
-		c.out = append(c.out, b[skip:]...)
+		w.out = append(w.out, b[skip:]...)
 		skip = 0
 	}
 	if c.packet {
-		c.outLens = append(c.outLens, total-written)
+		w.lens = append(w.lens, total-written)
 	}
 	c.updateEventsLocked()
 	inline := false
@@ -533,7 +559,7 @@ func (c *conn) pauseChangedLocked() bool {
 	if c.l.onLoop() && c.l.current == c { // current is the loop's: onLoop first
 		return true
 	}
-	c.l.post(c.syncFn)
+	c.l.postSync(c)
 	return false
 }
 
@@ -577,11 +603,12 @@ func (c *conn) flush() {
 		return
 	}
 	for c.queued() > 0 {
+		w := c.w
 		var chunk []byte
 		if c.packet {
-			chunk = c.out[c.head : c.head+c.outLens[0]]
+			chunk = w.out[w.head : w.head+w.lens[0]]
 		} else {
-			chunk = c.out[c.head:]
+			chunk = w.out[w.head:]
 		}
 		n, err := rawio.Write(c.fd, chunk)
 		if err == unix.EINTR {
@@ -596,18 +623,19 @@ func (c *conn) flush() {
 			return
 		}
 		c.touch()
-		c.head += n
+		w.head += n
 		if c.packet {
-			c.outLens = c.outLens[1:]
+			w.lens = w.lens[1:]
 		}
 	}
-	if c.queued() == 0 {
-		c.l.giveOut(c.out)
-		c.out, c.head = nil, 0
-		c.outLens = c.outLens[:0]
-	} else if c.head > len(c.out)/2 {
-		n := copy(c.out, c.out[c.head:])
-		c.out, c.head = c.out[:n], 0
+	if w := c.w; w != nil {
+		if c.queued() == 0 {
+			c.l.putQueue(w)
+			c.w = nil
+		} else if w.head > len(w.out)/2 {
+			n := copy(w.out, w.out[w.head:])
+			w.out, w.head = w.out[:n], 0
+		}
 	}
 	resume := false
 	if c.writePaused && c.queued() <= c.low {
@@ -637,7 +665,7 @@ func (c *conn) flush() {
 func (c *conn) shutdownWriteLocked() {
 	c.eofDone = true
 	if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {
-		c.o.Logger.Debug("half-close failed", "peer", addrString(c.remote), "err", err)
+		c.o.Logger.Debug("half-close failed", "peer", addrString(c.RemoteAddr()), "err", err)
 	}
 }
 
@@ -715,7 +743,7 @@ func (c *conn) SetWriteBufferLimits(high, low int) error {
 	case c.writePaused && c.queued() <= c.low:
 		// Resumes as the connection's next callback.
 		c.writePaused = false
-		c.l.post(c.syncFn)
+		c.l.postSync(c)
 	}
 	if c.queued() <= c.low {
 		c.signalDrainLocked()
@@ -787,10 +815,10 @@ func (c *conn) checkIdle() {
 }
 
 func (c *conn) checkRead() {
-	if c.finished || c.msgStart.IsZero() {
+	if c.finished || c.msgStart == 0 {
 		return
 	}
-	if left := c.o.ReadTimeout - time.Since(c.msgStart); left > 0 {
+	if left := c.o.ReadTimeout - time.Duration(mono()-c.msgStart); left > 0 {
 		c.l.resetTimer(c.readTimer, left)
 		return
 	}
@@ -798,15 +826,29 @@ func (c *conn) checkRead() {
 }
 
 func (c *conn) timeout(err error) {
-	c.o.Logger.Info("closing connection", "peer", addrString(c.remote), "reason", err.Error())
+	c.o.Logger.Info("closing connection", "peer", addrString(c.RemoteAddr()), "reason", err.Error())
 	if c.o.OnTimeout != nil {
-		c.o.OnTimeout(c.remote, err)
+		c.o.OnTimeout(c.RemoteAddr(), err)
 	}
 	c.lose(err)
 }
 
-func (c *conn) LocalAddr() net.Addr  { return c.local }
-func (c *conn) RemoteAddr() net.Addr { return c.remote }
+func (c *conn) LocalAddr() net.Addr { return c.local }
+
+// RemoteAddr returns the peer's address; an IP peer's is made at each call
+// (it is kept inline, not as a net.Addr).
+func (c *conn) RemoteAddr() net.Addr {
+	if c.rap.IsValid() {
+		return net.TCPAddrFromAddrPort(c.rap)
+	}
+	return c.remote
+}
+
+// mono is a monotonic clock in nanoseconds, never 0 once the package is
+// loaded.
+func mono() int64 { return int64(time.Since(monoBase)) + 1 }
+
+var monoBase = time.Now()
 
 func addrString(a net.Addr) string {
 	if a == nil {

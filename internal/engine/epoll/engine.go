@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,7 @@ type Engine struct {
 	startOnce sync.Once
 	startErr  error
 	loops     []*loop
+	addrs     addrCache
 
 	mu       sync.Mutex
 	stopping bool
@@ -169,13 +171,13 @@ func (e *Engine) serveConn(nc net.Conn, f proto.Factory, o *engine.Options, rele
 		// it, with the same semantics.
 		return e.fallback.ServeConn(nc, f, *o, release)
 	}
-	local, remote := nc.LocalAddr(), nc.RemoteAddr()
+	local, remote, rap := e.addrs.share(nc.LocalAddr(), nc.RemoteAddr())
 	// Round robin, skipping a loop that has ended (its epoll wait failed).
 	first := int(e.next.Add(1))
 	for i := 0; i < len(e.loops); i++ {
 		l := e.loops[(first+i)%len(e.loops)]
 		e.addLive(l)
-		if l.post(func() { l.open(fd, packet, local, remote, f, o, release) }) {
+		if l.post(func() { l.open(fd, packet, local, remote, rap, f, o, release) }) {
 			return nil
 		}
 		e.connDone(l)
@@ -185,6 +187,53 @@ func (e *Engine) serveConn(nc net.Conn, f proto.Factory, o *engine.Options, rele
 		release()
 	}
 	return engine.ErrEngineClosed
+}
+
+// addrCache lets connections share their addresses' memory: connections
+// accepted on one address have equal local addresses, and Unix peers are
+// mostly unnamed, so each takes the value the previous connection had when
+// it is equal; an IP peer is kept inline as a netip.AddrPort.
+type addrCache struct {
+	mu            sync.Mutex
+	local, remote net.Addr
+}
+
+func (a *addrCache) share(local, remote net.Addr) (net.Addr, net.Addr, netip.AddrPort) {
+	if t, ok := remote.(*net.TCPAddr); ok {
+		if ap := t.AddrPort(); ap.IsValid() {
+			remote = nil
+			a.mu.Lock()
+			local = a.sharedLocked(&a.local, local)
+			a.mu.Unlock()
+			return local, nil, ap
+		}
+	}
+	a.mu.Lock()
+	local = a.sharedLocked(&a.local, local)
+	remote = a.sharedLocked(&a.remote, remote)
+	a.mu.Unlock()
+	return local, remote, netip.AddrPort{}
+}
+
+// sharedLocked returns *last when it equals v, else makes v the last.
+func (a *addrCache) sharedLocked(last *net.Addr, v net.Addr) net.Addr {
+	if *last != nil && v != nil && sameAddr(*last, v) {
+		return *last
+	}
+	*last = v
+	return v
+}
+
+func sameAddr(x, y net.Addr) bool {
+	switch x := x.(type) {
+	case *net.TCPAddr:
+		y, ok := y.(*net.TCPAddr)
+		return ok && x.Port == y.Port && x.Zone == y.Zone && x.IP.Equal(y.IP) && len(x.IP) == len(y.IP)
+	case *net.UnixAddr:
+		y, ok := y.(*net.UnixAddr)
+		return ok && *x == *y
+	}
+	return false
 }
 
 // detach takes the socket out of nc: a duplicate of its descriptor (still
@@ -226,11 +275,12 @@ func detach(nc net.Conn) (fd int, packet bool, err error) {
 }
 
 // open makes and registers a connection on the loop, then runs OnOpen.
-func (l *loop) open(fd int, packet bool, local, remote net.Addr, f proto.Factory, o *engine.Options, release func()) {
+func (l *loop) open(fd int, packet bool, local, remote net.Addr, rap netip.AddrPort, f proto.Factory, o *engine.Options, release func()) {
 	c := &conn{
-		l: l, fd: fd, o: o, local: local, remote: remote, packet: packet, release: release,
+		l: l, fd: fd, o: o, local: local, remote: remote, rap: rap, packet: packet, release: release,
 		high: proto.DefaultHighWater, low: proto.DefaultHighWater / 4,
 	}
+	remote = c.RemoteAddr()
 	c.hard = c.high * proto.HardLimitFactor
 	ok := false
 	func() {
@@ -250,8 +300,7 @@ func (l *loop) open(fd int, packet bool, local, remote net.Addr, f proto.Factory
 		l.e.connDone(l)
 		return
 	}
-	c.idler, _ = c.p.(proto.Idler)
-	c.syncFn = c.syncPause
+	_, c.idler = c.p.(proto.Idler)
 	if err := l.register(c); err != nil {
 		o.Logger.Error("epoll register failed", "peer", addrString(remote), "err", err)
 		unix.Close(fd)

@@ -51,9 +51,9 @@ type loop struct {
 	current *conn // whose callback is running, for synchronous OnPauseWriting
 
 	mu       sync.Mutex
-	spareOut [][]byte // drained write buffers of cap ≤ keepOut, for reuse; under mu
-	tasks    []func()
-	spare    []func()
+	spare    []*wqueue // drained write queues, buffers of cap ≤ keepOut, for reuse
+	tasks    []task
+	ran      []task      // the last batch run, kept for its array
 	awake    atomic.Bool // a wake-up is pending: no need to write the eventfd
 	stopping bool
 	quit     bool
@@ -159,12 +159,27 @@ func (l *loop) onLoop() bool {
 // post queues f to run on the loop and wakes it. It reports false when the
 // loop has ended and f will never run.
 func (l *loop) post(f func()) bool {
+	return l.postTask(task{f: f})
+}
+
+// postSync queues c.syncPause: a task that allocates nothing.
+func (l *loop) postSync(c *conn) bool {
+	return l.postTask(task{sync: c})
+}
+
+// task is what runs on the loop: f, or the write-pause sync of a conn.
+type task struct {
+	f    func()
+	sync *conn
+}
+
+func (l *loop) postTask(t task) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.quit {
 		return false
 	}
-	l.tasks = append(l.tasks, f)
+	l.tasks = append(l.tasks, t)
 	l.wakeLocked()
 	return true
 }
@@ -197,17 +212,21 @@ func (l *loop) runTasks() {
 	for {
 		l.mu.Lock()
 		tasks := l.tasks
-		l.tasks = l.spare[:0]
+		l.tasks = l.ran[:0]
 		l.mu.Unlock()
 		if len(tasks) == 0 {
-			l.spare = tasks
+			l.ran = tasks
 			return
 		}
-		for i, f := range tasks {
-			f()
-			tasks[i] = nil
+		for i, t := range tasks {
+			if t.sync != nil {
+				t.sync.syncPause()
+			} else {
+				t.f()
+			}
+			tasks[i] = task{}
 		}
-		l.spare = tasks
+		l.ran = tasks
 	}
 }
 
@@ -274,7 +293,7 @@ func (l *loop) fail(werr error) {
 			cause := c.closeErr
 			c.mu.Unlock()
 			if c.o.OnError != nil && !c.finished {
-				c.o.OnError(c.remote, err)
+				c.o.OnError(c.RemoteAddr(), err)
 			}
 			c.closeFD(cause)
 		}
@@ -393,33 +412,36 @@ func (l *loop) runTimers() {
 	}
 }
 
-// maxSpareOut is how many drained write buffers a loop keeps for reuse.
-const maxSpareOut = 64
+// maxSpare is how many drained write queues a loop keeps for reuse.
+const maxSpare = 64
 
-// takeOut returns a spare write buffer (empty) or nil. Called with the
-// connection's mu held (lock order: conn.mu, then loop.mu).
-func (l *loop) takeOut() []byte {
+// getQueue returns an empty write queue, a spare one when the loop has one.
+// Called with the connection's mu held (lock order: conn.mu, then loop.mu).
+func (l *loop) getQueue() *wqueue {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := len(l.spareOut)
+	n := len(l.spare)
 	if n == 0 {
-		return nil
+		l.mu.Unlock()
+		return new(wqueue)
 	}
-	b := l.spareOut[n-1]
-	l.spareOut[n-1] = nil
-	l.spareOut = l.spareOut[:n-1]
-	return b
+	w := l.spare[n-1]
+	l.spare[n-1] = nil
+	l.spare = l.spare[:n-1]
+	l.mu.Unlock()
+	return w
 }
 
-// giveOut keeps a drained write buffer for the next connection that must
-// queue, unless it is too large or the loop has enough.
-func (l *loop) giveOut(b []byte) {
-	if b == nil || cap(b) > keepOut {
-		return
+// putQueue takes back a connection's write queue, emptied; the loop keeps
+// it for the next connection that must queue unless it has enough. A
+// buffer grown past keepOut goes to the garbage collector.
+func (l *loop) putQueue(w *wqueue) {
+	w.out, w.head, w.lens = w.out[:0], 0, w.lens[:0]
+	if cap(w.out) > keepOut {
+		w.out = nil
 	}
 	l.mu.Lock()
-	if len(l.spareOut) < maxSpareOut {
-		l.spareOut = append(l.spareOut, b[:0])
+	if len(l.spare) < maxSpare {
+		l.spare = append(l.spare, w)
 	}
 	l.mu.Unlock()
 }

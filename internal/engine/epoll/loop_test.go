@@ -386,12 +386,20 @@ func TestDrainedWriteBufferGoesBackToTheLoop(t *testing.T) {
 			onLoop(t, l, func() {
 				for _, c := range l.conns {
 					c.mu.Lock()
-					held = cap(c.out)
+					held = 0
+					if c.w != nil {
+						held = cap(c.w.out)
+					}
 					ok = c.queued() == 0
 					c.mu.Unlock()
 				}
 				l.mu.Lock()
-				spare = len(l.spareOut)
+				spare = 0
+				for _, w := range l.spare {
+					if cap(w.out) > 0 {
+						spare++
+					}
+				}
 				l.mu.Unlock()
 			})
 		}
@@ -407,16 +415,22 @@ func TestDrainedWriteBufferGoesBackToTheLoop(t *testing.T) {
 // A small queued write's buffer is reused by the loop.
 func TestSmallDrainedWriteBufferIsReused(t *testing.T) {
 	_, l := newTestEngine(t)
-	b := make([]byte, 0, 1024)
-	l.giveOut(b)
-	if got := l.takeOut(); cap(got) != 1024 || len(got) != 0 {
-		t.Fatalf("takeOut = len %d cap %d, want the 1 KiB buffer given back", len(got), cap(got))
+	w := l.getQueue()
+	if w.out != nil || w.head != 0 || w.lens != nil {
+		t.Fatalf("a new queue is not empty: %+v", w)
 	}
-	if got := l.takeOut(); got != nil {
-		t.Fatalf("takeOut on an empty loop = cap %d, want nil", cap(got))
+	w.out = append(make([]byte, 0, 1024), "queued"...)
+	w.head, w.lens = 2, append(w.lens, 6)
+	l.putQueue(w)
+	if got := l.getQueue(); got != w || cap(got.out) != 1024 || len(got.out) != 0 || got.head != 0 || len(got.lens) != 0 {
+		t.Fatalf("getQueue = %p len %d cap %d head %d lens %v, want the 1 KiB queue given back, emptied", got, len(got.out), cap(got.out), got.head, got.lens)
 	}
-	l.giveOut(make([]byte, 0, keepOut+1))
-	if got := l.takeOut(); got != nil {
+	if got := l.getQueue(); got == w || got.out != nil {
+		t.Fatal("getQueue on a loop without spares did not make a new, empty queue")
+	}
+	big := &wqueue{out: make([]byte, 0, keepOut+1)}
+	l.putQueue(big)
+	if got := l.getQueue(); got.out != nil {
 		t.Fatal("a buffer larger than keepOut was kept")
 	}
 }
