@@ -97,6 +97,7 @@ type Server struct {
 	eng      engine.Engine
 	log      *slog.Logger
 	active   atomic.Int64
+	release  func() // one admitted connection ended: shared by all of them
 	refused  rateLimit
 
 	mu        sync.Mutex
@@ -113,6 +114,10 @@ func (s *Server) init() error {
 		if s.log == nil {
 			s.log = slog.Default()
 		}
+		// The engines call an admitted connection's release exactly once
+		// (engine.Options.Admit), so one func serves every connection and
+		// admitting allocates nothing.
+		s.release = func() { s.active.Add(-1) }
 		s.listeners = make(map[net.Listener]struct{})
 		s.packets = make(map[net.PacketConn]struct{})
 		name := s.Engine
@@ -324,8 +329,7 @@ func (s *Server) admit(local, remote net.Addr) (func(), bool) {
 		s.refused.log(s.log, "peer refused by verify", "peer", remote.String())
 		return nil, false
 	}
-	var once sync.Once
-	return func() { once.Do(func() { s.active.Add(-1) }) }, true
+	return s.release, true
 }
 
 func (s *Server) allowed(ip netip.Addr) bool {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 
 	"github.com/sockit/sockit/frame"
 	"github.com/sockit/sockit/proto"
@@ -167,9 +168,8 @@ func (h *MessageHandler) NewDatagram() proto.DatagramProtocol {
 	return &messageDatagram{h: h}
 }
 
-// keepCap is the largest reply buffer a connection keeps between messages,
-// so that one large message does not pin its memory for the connection's
-// lifetime.
+// keepCap is the largest reply buffer kept for reuse (replyBufs), so that
+// one large message does not pin its memory.
 const keepCap = 64 << 10
 
 // errStop stops a Feed after the connection was closed.
@@ -177,14 +177,12 @@ var errStop = errors.New("stop")
 
 // messageConn is the protocol of one stream connection.
 type messageConn struct {
-	h      *MessageHandler
-	mode   *messageMode
-	t      proto.Transport
-	dec    *frame.Decoder     // made at the first input; never for raw framing
-	emit   func([]byte) error // c.onMessage, bound with dec
-	out    []byte // the reply being built
-	framed []byte // out framed, for framings that add a header
-	done   bool   // closed or closing: no more messages
+	h    *MessageHandler
+	mode *messageMode
+	t    proto.Transport
+	dec  *frame.Decoder     // made at the first input; never for raw framing
+	emit func([]byte) error // c.onMessage, bound with dec
+	done bool               // closed or closing: no more messages
 }
 
 var (
@@ -251,7 +249,6 @@ func (c *messageConn) OnEOF() bool {
 
 func (c *messageConn) OnClose(error) {
 	c.stop()
-	c.out, c.framed = nil, nil
 }
 
 // OnPauseWriting stops reading while the peer does not take the replies
@@ -297,6 +294,28 @@ func (c *messageConn) fail(err error) {
 	_ = c.t.Close()
 }
 
+// replyBuf is where a reply is built and framed; connections take one from
+// replyBufs for each message and give it back, so that a connection holds
+// no reply memory between messages.
+type replyBuf struct {
+	out    []byte // the reply being built
+	framed []byte // out framed, for framings that add a header
+}
+
+var replyBufs = sync.Pool{New: func() any { return new(replyBuf) }}
+
+// keep gives b back, retaining its buffers unless they grew large.
+func (b *replyBuf) keep(out []byte) {
+	b.out = out[:0]
+	if cap(out) > keepCap {
+		b.out = nil
+	}
+	if cap(b.framed) > keepCap {
+		b.framed = nil
+	}
+	replyBufs.Put(b)
+}
+
 // onMessage answers one message with one Write.
 func (c *messageConn) onMessage(msg []byte) error {
 	if c.done {
@@ -306,13 +325,14 @@ func (c *messageConn) onMessage(msg []byte) error {
 	if c.mode.text {
 		msg, suffix = splitLineEnd(msg)
 	}
-	reply, act := c.h.fn(c.out[:0], msg)
+	buf := replyBufs.Get().(*replyBuf)
+	reply, act := c.h.fn(buf.out[:0], msg)
 	switch act {
 	case NoReply:
-		c.keep(reply)
+		buf.keep(reply)
 		return nil
 	case Hangup:
-		c.keep(reply)
+		buf.keep(reply)
 		c.stop()
 		_ = c.t.Close()
 		return errStop
@@ -323,9 +343,9 @@ func (c *messageConn) onMessage(msg []byte) error {
 	case frame.Raw, frame.Fixed, frame.Close:
 		// Written as they are.
 	default:
-		framed, err := c.mode.spec.Append(c.framed[:0], reply)
+		framed, err := c.mode.spec.Append(buf.framed[:0], reply)
 		if err != nil {
-			c.keep(reply)
+			buf.keep(reply)
 			c.stop()
 			c.h.logger().Warn("reply cannot be framed, closing connection",
 				"service", c.h.name, "peer", addrString(c.t.RemoteAddr()),
@@ -334,14 +354,10 @@ func (c *messageConn) onMessage(msg []byte) error {
 			return errStop
 		}
 		wire = framed
-		if cap(framed) <= keepCap {
-			c.framed = framed[:0]
-		} else {
-			c.framed = nil
-		}
+		buf.framed = framed[:0]
 	}
-	err := c.t.Write(wire)
-	c.keep(reply)
+	err := c.t.Write(wire) // the transport copies what it must keep
+	buf.keep(reply)
 	if err != nil {
 		c.stop()
 		if errors.Is(err, proto.ErrBufferFull) {
@@ -357,15 +373,6 @@ func (c *messageConn) onMessage(msg []byte) error {
 		return errStop
 	}
 	return nil
-}
-
-// keep retains the reply buffer for the next message unless it grew large.
-func (c *messageConn) keep(b []byte) {
-	if cap(b) <= keepCap {
-		c.out = b[:0]
-	} else {
-		c.out = nil
-	}
 }
 
 // messageDatagram is the protocol of one datagram endpoint.

@@ -33,10 +33,11 @@ const keepOut = 16 << 10
 // Lock order: LOCKS.md (conn.mu, then loop.mu, then Engine.mu). No callback
 // runs with any of them held.
 type conn struct {
-	l  *loop
-	fd int
-	p  proto.Protocol
-	o  *engine.Options
+	l    *loop
+	fd   int
+	slot int32 // in the loop's connTable; -1 once removed
+	p    proto.Protocol
+	o    *engine.Options
 
 	// The addresses take no allocation of their own: local is shared with
 	// the other connections accepted on the same address, an IP peer is
@@ -46,31 +47,25 @@ type conn struct {
 	remote net.Addr
 	rap    netip.AddrPort
 
-	release  func()
-	activity atomic.Int64
+	release func()
+	tm      *connTimers // only with a read or idle timeout; set before the conn is shared
 
 	// Loop-only state.
-	msgStart  int64  // mono() when the message being read began; 0: none
-	readTimer *timer // made once, re-armed per message
-	idleTimer *timer // made once, re-armed by each idle check
-	packet    bool   // SOCK_SEQPACKET: one write is one message
-	idler     bool   // p is a proto.Idler
-	stopping  bool
-	finished  bool
+	packet   bool // SOCK_SEQPACKET: one write is one message
+	idler    bool // p is a proto.Idler
+	stopping bool
+	finished bool
 	// pauseDelivered is the write-pause state the protocol was last told
 	// (OnPauseWriting: true, OnResumeWriting: false); syncPause makes it
 	// follow writePaused, so the two callbacks strictly alternate.
 	pauseDelivered bool
 
 	mu          sync.Mutex
-	events      uint32  // the epoll mask registered
-	w           *wqueue // the bytes queued; nil when none (back to the loop)
-	high, low   int
-	hard        int
+	events      uint32      // the epoll mask registered
+	w           *wqueue     // the bytes queued; nil when none (back to the loop)
+	lim         *connLimits // nil: the default limits and no Drain waiting
 	closeErr    error
-	drainCh     chan struct{}
 	registered  bool
-	hardSet     bool
 	writePaused bool // the state; delivered by syncPause on the loop
 	eofWanted   bool
 	eofDone     bool
@@ -78,6 +73,43 @@ type conn struct {
 	readPaused  bool
 	closing     bool // Close called: flush, then close
 	closed      bool // no more writes; the loop closes the fd
+}
+
+// connTimers is the timeout state of a connection whose options have a read
+// or idle timeout; the rest hold none.
+type connTimers struct {
+	readTimer *timer // made once, re-armed per message
+	idleTimer *timer // made once, re-armed by each idle check
+	msgStart  int64  // mono() when the message being read began; 0: none
+	activity  atomic.Int64
+}
+
+// connLimits holds write-buffer limits set by the protocol and the channel
+// Drain waits on; under mu. A connection that never set a limit nor waited
+// in Drain has none.
+type connLimits struct {
+	high, low, hard int
+	hardSet         bool
+	drainCh         chan struct{}
+}
+
+// limitsLocked returns the write-buffer limits: high water, low water and
+// the hard limit. c.mu must be held.
+func (c *conn) limitsLocked() (high, low, hard int) {
+	if c.lim == nil {
+		return proto.DefaultHighWater, proto.DefaultHighWater / 4, proto.DefaultHighWater * proto.HardLimitFactor
+	}
+	return c.lim.high, c.lim.low, c.lim.hard
+}
+
+// limLocked returns c.lim, made with the default limits if need be. c.mu
+// must be held.
+func (c *conn) limLocked() *connLimits {
+	if c.lim == nil {
+		high, low, hard := c.limitsLocked()
+		c.lim = &connLimits{high: high, low: low, hard: hard}
+	}
+	return c.lim
 }
 
 // wqueue is a connection's queue of bytes the kernel did not take yet. A
@@ -124,7 +156,7 @@ func (c *conn) updateEventsLocked() {
 	if c.registered && want == c.events {
 		return
 	}
-	ev := unix.EpollEvent{Events: want, Fd: int32(c.fd)}
+	ev := unix.EpollEvent{Events: want, Fd: int32(c.fd), Pad: c.slot}
 	var err error
 	switch {
 	case want == 0 && c.registered:
@@ -251,16 +283,16 @@ func (c *conn) afterData() {
 	if c.o.ReadTimeout > 0 {
 		switch {
 		case idle:
-			c.msgStart = 0
-			if c.readTimer != nil {
-				c.l.removeTimer(c.readTimer)
+			c.tm.msgStart = 0
+			if c.tm.readTimer != nil {
+				c.l.removeTimer(c.tm.readTimer)
 			}
-		case c.msgStart == 0:
-			c.msgStart = mono()
-			if c.readTimer == nil {
-				c.readTimer = c.l.newConnTimer(c.checkRead)
+		case c.tm.msgStart == 0:
+			c.tm.msgStart = mono()
+			if c.tm.readTimer == nil {
+				c.tm.readTimer = c.l.newConnTimer(c.checkRead)
 			}
-			c.l.resetTimer(c.readTimer, c.o.ReadTimeout)
+			c.l.resetTimer(c.tm.readTimer, c.o.ReadTimeout)
 		}
 	}
 	if c.stopping && idle {
@@ -407,13 +439,15 @@ func (c *conn) closeFD(err error) {
 		return
 	}
 	c.finished = true
-	delete(c.l.conns, c.fd)
+	c.l.conns.remove(c)
 	_ = unix.Close(c.fd)
-	if c.readTimer != nil {
-		c.l.removeTimer(c.readTimer)
-	}
-	if c.idleTimer != nil {
-		c.l.removeTimer(c.idleTimer)
+	if tm := c.tm; tm != nil {
+		if tm.readTimer != nil {
+			c.l.removeTimer(tm.readTimer)
+		}
+		if tm.idleTimer != nil {
+			c.l.removeTimer(tm.idleTimer)
+		}
 	}
 	c.call(func() { c.p.OnClose(err) })
 	if c.release != nil {
@@ -485,7 +519,8 @@ func (c *conn) writev(bufs [][]byte) error {
 		c.mu.Unlock()
 		return nil
 	}
-	if c.queued()+total > c.hard {
+	high, _, hard := c.limitsLocked()
+	if c.queued()+total > hard {
 		c.mu.Unlock()
 		return proto.ErrBufferFull
 	}
@@ -537,7 +572,7 @@ func (c *conn) writev(bufs [][]byte) error {
 	}
 	c.updateEventsLocked()
 	inline := false
-	if !c.writePaused && c.queued() > c.high {
+	if !c.writePaused && c.queued() > high {
 		c.writePaused = true
 		inline = c.pauseChangedLocked()
 	}
@@ -638,11 +673,12 @@ func (c *conn) flush() {
 		}
 	}
 	resume := false
-	if c.writePaused && c.queued() <= c.low {
+	_, low, _ := c.limitsLocked()
+	if c.writePaused && c.queued() <= low {
 		c.writePaused = false
 		resume = true // delivered below, by syncPause
 	}
-	if c.queued() <= c.low {
+	if c.queued() <= low {
 		c.signalDrainLocked()
 	}
 	if c.queued() == 0 {
@@ -693,9 +729,9 @@ func (c *conn) BufferedAmount() int {
 }
 
 func (c *conn) signalDrainLocked() {
-	if c.drainCh != nil {
-		close(c.drainCh)
-		c.drainCh = nil
+	if c.lim != nil && c.lim.drainCh != nil {
+		close(c.lim.drainCh)
+		c.lim.drainCh = nil
 	}
 }
 
@@ -707,14 +743,15 @@ func (c *conn) Drain(ctx context.Context) error {
 			c.mu.Unlock()
 			return proto.ErrClosed
 		}
-		if c.queued() <= c.low {
+		if _, low, _ := c.limitsLocked(); c.queued() <= low {
 			c.mu.Unlock()
 			return nil
 		}
-		if c.drainCh == nil {
-			c.drainCh = make(chan struct{})
+		lim := c.limLocked()
+		if lim.drainCh == nil {
+			lim.drainCh = make(chan struct{})
 		}
-		ch := c.drainCh
+		ch := lim.drainCh
 		c.mu.Unlock()
 		select {
 		case <-ch:
@@ -730,22 +767,23 @@ func (c *conn) SetWriteBufferLimits(high, low int) error {
 		return err
 	}
 	c.mu.Lock()
-	c.high, c.low = high, low
-	if !c.hardSet {
-		c.hard = high * proto.HardLimitFactor
+	lim := c.limLocked()
+	lim.high, lim.low = high, low
+	if !lim.hardSet {
+		lim.hard = high * proto.HardLimitFactor
 	}
 	inline := false
 	switch {
-	case !c.writePaused && c.queued() > c.high:
+	case !c.writePaused && c.queued() > high:
 		// Pauses at once: synchronously when called from a callback.
 		c.writePaused = true
 		inline = c.pauseChangedLocked()
-	case c.writePaused && c.queued() <= c.low:
+	case c.writePaused && c.queued() <= low:
 		// Resumes as the connection's next callback.
 		c.writePaused = false
 		c.l.postSync(c)
 	}
-	if c.queued() <= c.low {
+	if c.queued() <= low {
 		c.signalDrainLocked()
 	}
 	c.mu.Unlock()
@@ -758,12 +796,16 @@ func (c *conn) SetWriteBufferLimits(high, low int) error {
 func (c *conn) SetWriteBufferHardLimit(n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if n <= 0 && c.lim == nil {
+		return // the default already
+	}
+	lim := c.limLocked()
 	if n <= 0 {
-		c.hardSet = false
-		c.hard = c.high * proto.HardLimitFactor
+		lim.hardSet = false
+		lim.hard = lim.high * proto.HardLimitFactor
 		return
 	}
-	c.hardSet, c.hard = true, n
+	lim.hardSet, lim.hard = true, n
 }
 
 // ---- reading control ----------------------------------------------------------
@@ -798,7 +840,7 @@ func (c *conn) AfterFunc(d time.Duration, f func()) proto.Timer {
 
 func (c *conn) touch() {
 	if c.o.IdleTimeout > 0 {
-		c.activity.Store(time.Now().UnixNano())
+		c.tm.activity.Store(time.Now().UnixNano())
 	}
 }
 
@@ -806,20 +848,20 @@ func (c *conn) checkIdle() {
 	if c.finished {
 		return
 	}
-	left := c.o.IdleTimeout - time.Since(time.Unix(0, c.activity.Load()))
+	left := c.o.IdleTimeout - time.Since(time.Unix(0, c.tm.activity.Load()))
 	if left > 0 {
-		c.l.resetTimer(c.idleTimer, left)
+		c.l.resetTimer(c.tm.idleTimer, left)
 		return
 	}
 	c.timeout(engine.ErrIdleTimeout)
 }
 
 func (c *conn) checkRead() {
-	if c.finished || c.msgStart == 0 {
+	if c.finished || c.tm.msgStart == 0 {
 		return
 	}
-	if left := c.o.ReadTimeout - time.Duration(mono()-c.msgStart); left > 0 {
-		c.l.resetTimer(c.readTimer, left)
+	if left := c.o.ReadTimeout - time.Duration(mono()-c.tm.msgStart); left > 0 {
+		c.l.resetTimer(c.tm.readTimer, left)
 		return
 	}
 	c.timeout(engine.ErrReadTimeout)

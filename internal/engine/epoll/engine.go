@@ -278,10 +278,11 @@ func detach(nc net.Conn) (fd int, packet bool, err error) {
 func (l *loop) open(fd int, packet bool, local, remote net.Addr, rap netip.AddrPort, f proto.Factory, o *engine.Options, release func()) {
 	c := &conn{
 		l: l, fd: fd, o: o, local: local, remote: remote, rap: rap, packet: packet, release: release,
-		high: proto.DefaultHighWater, low: proto.DefaultHighWater / 4,
+	}
+	if o.IdleTimeout > 0 || o.ReadTimeout > 0 {
+		c.tm = new(connTimers)
 	}
 	remote = c.RemoteAddr()
-	c.hard = c.high * proto.HardLimitFactor
 	ok := false
 	func() {
 		defer func() {
@@ -312,8 +313,8 @@ func (l *loop) open(fd int, packet bool, local, remote net.Addr, rap netip.AddrP
 	}
 	c.touch()
 	if o.IdleTimeout > 0 {
-		c.idleTimer = l.newConnTimer(c.checkIdle)
-		l.resetTimer(c.idleTimer, o.IdleTimeout)
+		c.tm.idleTimer = l.newConnTimer(c.checkIdle)
+		l.resetTimer(c.tm.idleTimer, o.IdleTimeout)
 	}
 	c.call(func() { c.p.OnOpen(c) })
 	if l.e.isStopping() {
@@ -362,7 +363,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 			self = l
 		}
 		l.post(func() {
-			for _, c := range l.conns {
+			for _, c := range l.conns.all() {
 				c.shutdown()
 			}
 		})
@@ -383,7 +384,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		if dl, ok := ctx.Deadline(); ok {
 			l := self
 			l.addTimer(time.Until(dl), func() {
-				for _, c := range l.conns {
+				for _, c := range l.conns.all() {
 					c.lose(engine.ErrShutdown)
 				}
 			})
@@ -443,7 +444,7 @@ func timeoutCtx(d time.Duration) context.Context {
 func (e *Engine) abortAll(cause error) {
 	for _, l := range e.loops {
 		l.post(func() {
-			for _, c := range l.conns {
+			for _, c := range l.conns.all() {
 				c.lose(cause)
 			}
 		})

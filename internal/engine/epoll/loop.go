@@ -45,7 +45,7 @@ type loop struct {
 	waitFn   func(fd uintptr) bool
 	deadline time.Time
 
-	conns   map[int]*conn
+	conns   connTable
 	live    int // connections handed to this loop and not ended; Engine.mu
 	timers  timerHeap
 	current *conn // whose callback is running, for synchronous OnPauseWriting
@@ -86,7 +86,6 @@ func newLoop(e *Engine) (*loop, error) {
 		epfd:   epfd,
 		efd:    efd,
 		buf:    make([]byte, readBufSize),
-		conns:  make(map[int]*conn),
 		done:   make(chan struct{}),
 		events: make([]unix.EpollEvent, 256),
 	}
@@ -250,14 +249,14 @@ func (l *loop) run() {
 				l.awake.Store(false)
 				continue
 			}
-			if c := l.conns[fd]; c != nil {
+			if c := l.conns.lookup(ev.Pad, ev.Fd); c != nil {
 				c.handle(ev.Events)
 			}
 		}
 		l.runTasks()
 		l.runTimers()
 		l.mu.Lock()
-		exit := l.stopping && len(l.conns) == 0 && len(l.tasks) == 0
+		exit := l.stopping && l.conns.len() == 0 && len(l.tasks) == 0
 		if exit {
 			l.quit = true
 		}
@@ -278,13 +277,13 @@ func (l *loop) run() {
 // gone, and new connections go to the other loops.
 func (l *loop) fail(werr error) {
 	err := fmt.Errorf("sockit: epoll wait failed: %w", werr)
-	l.e.log.Error("event loop failed; closing its connections", "err", err, "conns", len(l.conns))
+	l.e.log.Error("event loop failed; closing its connections", "err", err, "conns", l.conns.len())
 	l.mu.Lock()
 	l.quit = true
 	l.mu.Unlock()
 	l.runTasks()
-	for len(l.conns) > 0 {
-		for _, c := range l.conns {
+	for l.conns.len() > 0 {
+		for _, c := range l.conns.all() {
 			c.mu.Lock()
 			// The epoll set is broken: leave it alone (closeLocked and
 			// updateEventsLocked touch it only while registered).
@@ -306,11 +305,11 @@ func (l *loop) fail(werr error) {
 
 // register adds a connection's fd to the loop's epoll set.
 func (l *loop) register(c *conn) error {
-	l.conns[c.fd] = c
+	l.conns.add(c)
 	c.events = unix.EPOLLIN | unix.EPOLLRDHUP
-	ev := unix.EpollEvent{Events: c.events, Fd: int32(c.fd)}
+	ev := unix.EpollEvent{Events: c.events, Fd: int32(c.fd), Pad: c.slot}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
-		delete(l.conns, c.fd)
+		l.conns.remove(c)
 		return err
 	}
 	c.registered = true

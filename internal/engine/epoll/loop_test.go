@@ -127,8 +127,8 @@ func TestStoppedTimersLeaveHeapAndConnTimersAreReused(t *testing.T) {
 		roundTrip(t, cc, "c")   // starts again
 		var rt *timer
 		onLoop(t, l, func() {
-			for _, c := range l.conns {
-				rt = c.readTimer
+			for _, c := range l.conns.all() {
+				rt = c.tm.readTimer
 			}
 		})
 		if first == nil {
@@ -150,8 +150,8 @@ func TestStoppedTimersLeaveHeapAndConnTimersAreReused(t *testing.T) {
 	var idle *timer
 	onLoop(t, l, func() {
 		n = len(l.timers)
-		for _, c := range l.conns {
-			idle = c.idleTimer
+		for _, c := range l.conns.all() {
+			idle = c.tm.idleTimer
 		}
 	})
 	// Left: the idle timer (the read timer is stopped: the last message ended).
@@ -183,8 +183,8 @@ func TestIdleTimerIsReused(t *testing.T) {
 		n := 0
 		onLoop(t, l, func() {
 			n = len(l.timers)
-			for _, c := range l.conns {
-				it = c.idleTimer
+			for _, c := range l.conns.all() {
+				it = c.tm.idleTimer
 			}
 		})
 		if first == nil {
@@ -368,7 +368,7 @@ func TestDrainedWriteBufferGoesBackToTheLoop(t *testing.T) {
 		deadline := time.Now().Add(5 * time.Second)
 		for queued == 0 && time.Now().Before(deadline) {
 			onLoop(t, l, func() {
-				for _, c := range l.conns {
+				for _, c := range l.conns.all() {
 					c.mu.Lock()
 					queued = c.queued()
 					c.mu.Unlock()
@@ -384,7 +384,7 @@ func TestDrainedWriteBufferGoesBackToTheLoop(t *testing.T) {
 		var held, spare int
 		for ok := false; !ok && time.Now().Before(deadline); {
 			onLoop(t, l, func() {
-				for _, c := range l.conns {
+				for _, c := range l.conns.all() {
 					c.mu.Lock()
 					held = 0
 					if c.w != nil {
