@@ -180,9 +180,8 @@ type messageConn struct {
 	h    *MessageHandler
 	mode *messageMode
 	t    proto.Transport
-	dec  *frame.Decoder     // made at the first input; never for raw framing
-	emit func([]byte) error // c.onMessage, bound with dec
-	done bool               // closed or closing: no more messages
+	dec  *frame.Decoder // made at the first input; never for raw framing
+	done bool           // closed or closing: no more messages
 }
 
 var (
@@ -210,7 +209,7 @@ func (c *messageConn) OnData(data []byte) {
 	if c.mode.spec.Kind == frame.Raw {
 		err = frame.Chunks(data, c.h.maxFrame, c.onMessage)
 	} else {
-		err = c.decoder().Feed(data, c.emit)
+		err = c.decoder().Feed(data, c.onMessage)
 	}
 	if err != nil && err != errStop {
 		c.fail(err)
@@ -221,7 +220,6 @@ func (c *messageConn) OnData(data []byte) {
 func (c *messageConn) decoder() *frame.Decoder {
 	if c.dec == nil {
 		c.dec = frame.NewDecoder(c.mode.spec, c.h.maxFrame)
-		c.emit = c.onMessage
 	}
 	return c.dec
 }
@@ -234,7 +232,7 @@ func (c *messageConn) OnEOF() bool {
 		c.stop()
 		return false
 	}
-	if err := c.decoder().EOF(c.emit); err != nil && err != errStop {
+	if err := c.decoder().EOF(c.onMessage); err != nil && err != errStop {
 		if errors.Is(err, frame.ErrTruncated) {
 			c.h.logger().Warn("partial frame dropped at EOF",
 				"service", c.h.name, "peer", addrString(c.t.RemoteAddr()),
@@ -274,7 +272,7 @@ func (c *messageConn) Idle() bool {
 // memory is released.
 func (c *messageConn) stop() {
 	c.done = true
-	c.dec, c.emit = nil, nil
+	c.dec = nil
 }
 
 // fail handles a framing error: ERR frame too long for text framings, a log

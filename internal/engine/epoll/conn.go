@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -33,22 +32,27 @@ const keepOut = 16 << 10
 // Lock order: LOCKS.md (conn.mu, then loop.mu, then Engine.mu). No callback
 // runs with any of them held.
 type conn struct {
-	l    *loop
-	fd   int
-	slot int32 // in the loop's connTable; -1 once removed
-	p    proto.Protocol
-	o    *engine.Options
-
-	// The addresses take no allocation of their own: local is shared with
-	// the other connections accepted on the same address, an IP peer is
-	// kept inline (rap) and made a net.Addr only when asked for, and
-	// remote holds any other kind of peer (a Unix socket's, shared too).
-	local  net.Addr
-	remote net.Addr
-	rap    netip.AddrPort
+	l  *loop
+	p  proto.Protocol
+	o  *engine.Options
+	ep *endpoints // local address, and the peer's when it is not an IP one; shared
+	fd int
 
 	release func()
 	tm      *connTimers // only with a read or idle timeout; set before the conn is shared
+
+	w   *wqueue     // the bytes queued; nil when none (back to the loop); mu
+	lim *connLimits // nil: the default limits and no Drain waiting; mu
+
+	mu     sync.Mutex
+	events uint32 // the epoll mask registered; mu
+	slot   int32  // in the loop's connTable; -1 once removed
+
+	// An IP peer's address, kept inline and made a net.Addr only when
+	// asked for: rip holds it as 16 bytes, rkind says how to read it.
+	rip   [16]byte
+	rport uint16
+	rkind uint8 // 0: not an IP peer (ep.remote); 4: IPv4; 16: IPv6
 
 	// Loop-only state.
 	packet   bool // SOCK_SEQPACKET: one write is one message
@@ -60,11 +64,7 @@ type conn struct {
 	// follow writePaused, so the two callbacks strictly alternate.
 	pauseDelivered bool
 
-	mu          sync.Mutex
-	events      uint32      // the epoll mask registered
-	w           *wqueue     // the bytes queued; nil when none (back to the loop)
-	lim         *connLimits // nil: the default limits and no Drain waiting
-	closeErr    error
+	// Under mu.
 	registered  bool
 	writePaused bool // the state; delivered by syncPause on the loop
 	eofWanted   bool
@@ -73,6 +73,13 @@ type conn struct {
 	readPaused  bool
 	closing     bool // Close called: flush, then close
 	closed      bool // no more writes; the loop closes the fd
+}
+
+// endpoints are the addresses of connections: connections accepted on one
+// address share one value (addrCache), so they cost a pointer each.
+type endpoints struct {
+	local  net.Addr
+	remote net.Addr // nil for IP peers (conn.rip)
 }
 
 // connTimers is the timeout state of a connection whose options have a read
@@ -404,7 +411,6 @@ func (c *conn) closeLocked(cause error) {
 		return
 	}
 	c.closed = true
-	c.closeErr = cause
 	if c.w != nil {
 		c.l.putQueue(c.w)
 		c.w = nil
@@ -414,24 +420,13 @@ func (c *conn) closeLocked(cause error) {
 		c.registered = false
 	}
 	c.signalDrainLocked()
-	c.l.post(c.finish)
+	c.l.postTask(task{fin: c, err: cause}) // the first cause is the one
 }
 
 func (c *conn) lose(err error) {
 	c.mu.Lock()
 	c.closeLocked(err)
 	c.mu.Unlock()
-}
-
-// finish runs on the loop once: the fd is closed, OnClose called.
-func (c *conn) finish() {
-	if c.finished {
-		return
-	}
-	c.mu.Lock()
-	err := c.closeErr
-	c.mu.Unlock()
-	c.closeFD(err)
 }
 
 func (c *conn) closeFD(err error) {
@@ -875,15 +870,18 @@ func (c *conn) timeout(err error) {
 	c.lose(err)
 }
 
-func (c *conn) LocalAddr() net.Addr { return c.local }
+func (c *conn) LocalAddr() net.Addr { return c.ep.local }
 
 // RemoteAddr returns the peer's address; an IP peer's is made at each call
 // (it is kept inline, not as a net.Addr).
 func (c *conn) RemoteAddr() net.Addr {
-	if c.rap.IsValid() {
-		return net.TCPAddrFromAddrPort(c.rap)
+	switch c.rkind {
+	case 4:
+		return &net.TCPAddr{IP: net.IP{c.rip[12], c.rip[13], c.rip[14], c.rip[15]}, Port: int(c.rport)}
+	case 16:
+		return &net.TCPAddr{IP: net.IP(append([]byte(nil), c.rip[:]...)), Port: int(c.rport)}
 	}
-	return c.remote
+	return c.ep.remote
 }
 
 // mono is a monotonic clock in nanoseconds, never 0 once the package is

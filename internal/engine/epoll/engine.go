@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -171,13 +170,14 @@ func (e *Engine) serveConn(nc net.Conn, f proto.Factory, o *engine.Options, rele
 		// it, with the same semantics.
 		return e.fallback.ServeConn(nc, f, *o, release)
 	}
-	local, remote, rap := e.addrs.share(nc.LocalAddr(), nc.RemoteAddr())
+	c := &conn{fd: fd, packet: packet, o: o, release: release}
+	e.addrs.share(c, nc.LocalAddr(), nc.RemoteAddr())
 	// Round robin, skipping a loop that has ended (its epoll wait failed).
 	first := int(e.next.Add(1))
 	for i := 0; i < len(e.loops); i++ {
 		l := e.loops[(first+i)%len(e.loops)]
 		e.addLive(l)
-		if l.post(func() { l.open(fd, packet, local, remote, rap, f, o, release) }) {
+		if l.post(func() { l.open(c, f) }) {
 			return nil
 		}
 		e.connDone(l)
@@ -191,41 +191,39 @@ func (e *Engine) serveConn(nc net.Conn, f proto.Factory, o *engine.Options, rele
 
 // addrCache lets connections share their addresses' memory: connections
 // accepted on one address have equal local addresses, and Unix peers are
-// mostly unnamed, so each takes the value the previous connection had when
-// it is equal; an IP peer is kept inline as a netip.AddrPort.
+// mostly unnamed, so a connection takes the endpoints value of the one
+// before when the addresses are equal. An IP peer is kept in the conn itself
+// (rip, rport, rkind).
 type addrCache struct {
-	mu            sync.Mutex
-	local, remote net.Addr
+	mu   sync.Mutex
+	last *endpoints
 }
 
-func (a *addrCache) share(local, remote net.Addr) (net.Addr, net.Addr, netip.AddrPort) {
-	if t, ok := remote.(*net.TCPAddr); ok {
+// share fills in c's addresses.
+func (a *addrCache) share(c *conn, local, remote net.Addr) {
+	if t, ok := remote.(*net.TCPAddr); ok && t.Zone == "" {
 		if ap := t.AddrPort(); ap.IsValid() {
+			c.rip, c.rport, c.rkind = ap.Addr().As16(), ap.Port(), 16
+			if ap.Addr().Is4() {
+				c.rkind = 4
+			}
 			remote = nil
-			a.mu.Lock()
-			local = a.sharedLocked(&a.local, local)
-			a.mu.Unlock()
-			return local, nil, ap
 		}
 	}
 	a.mu.Lock()
-	local = a.sharedLocked(&a.local, local)
-	remote = a.sharedLocked(&a.remote, remote)
-	a.mu.Unlock()
-	return local, remote, netip.AddrPort{}
-}
-
-// sharedLocked returns *last when it equals v, else makes v the last.
-func (a *addrCache) sharedLocked(last *net.Addr, v net.Addr) net.Addr {
-	if *last != nil && v != nil && sameAddr(*last, v) {
-		return *last
+	if l := a.last; l != nil && sameAddr(l.local, local) && sameAddr(l.remote, remote) {
+		c.ep = l
+	} else {
+		c.ep = &endpoints{local: local, remote: remote}
+		a.last = c.ep
 	}
-	*last = v
-	return v
+	a.mu.Unlock()
 }
 
 func sameAddr(x, y net.Addr) bool {
 	switch x := x.(type) {
+	case nil:
+		return y == nil
 	case *net.TCPAddr:
 		y, ok := y.(*net.TCPAddr)
 		return ok && x.Port == y.Port && x.Zone == y.Zone && x.IP.Equal(y.IP) && len(x.IP) == len(y.IP)
@@ -275,14 +273,13 @@ func detach(nc net.Conn) (fd int, packet bool, err error) {
 }
 
 // open makes and registers a connection on the loop, then runs OnOpen.
-func (l *loop) open(fd int, packet bool, local, remote net.Addr, rap netip.AddrPort, f proto.Factory, o *engine.Options, release func()) {
-	c := &conn{
-		l: l, fd: fd, o: o, local: local, remote: remote, rap: rap, packet: packet, release: release,
-	}
+func (l *loop) open(c *conn, f proto.Factory) {
+	c.l = l
+	fd, o, release := c.fd, c.o, c.release
 	if o.IdleTimeout > 0 || o.ReadTimeout > 0 {
 		c.tm = new(connTimers)
 	}
-	remote = c.RemoteAddr()
+	local, remote := c.LocalAddr(), c.RemoteAddr()
 	ok := false
 	func() {
 		defer func() {

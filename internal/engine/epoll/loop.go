@@ -166,10 +166,13 @@ func (l *loop) postSync(c *conn) bool {
 	return l.postTask(task{sync: c})
 }
 
-// task is what runs on the loop: f, or the write-pause sync of a conn.
+// task is what runs on the loop: f, the write-pause sync of a conn, or the
+// end of a closed conn (its descriptor closed, OnClose(err)).
 type task struct {
 	f    func()
 	sync *conn
+	fin  *conn
+	err  error
 }
 
 func (l *loop) postTask(t task) bool {
@@ -218,9 +221,12 @@ func (l *loop) runTasks() {
 			return
 		}
 		for i, t := range tasks {
-			if t.sync != nil {
+			switch {
+			case t.sync != nil:
 				t.sync.syncPause()
-			} else {
+			case t.fin != nil:
+				t.fin.closeFD(t.err)
+			default:
 				t.f()
 			}
 			tasks[i] = task{}
@@ -288,13 +294,14 @@ func (l *loop) fail(werr error) {
 			// The epoll set is broken: leave it alone (closeLocked and
 			// updateEventsLocked touch it only while registered).
 			c.registered = false
-			c.closeLocked(err) // the finish it posts is refused: quit
-			cause := c.closeErr
+			// The end it posts is refused (quit): closed here, with the
+			// loop's failure as the cause.
+			c.closeLocked(err)
 			c.mu.Unlock()
 			if c.o.OnError != nil && !c.finished {
 				c.o.OnError(c.RemoteAddr(), err)
 			}
-			c.closeFD(cause)
+			c.closeFD(err)
 		}
 		l.runTasks() // whatever the callbacks posted before quit
 	}
