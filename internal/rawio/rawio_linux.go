@@ -102,3 +102,73 @@ func EpollPoll(epfd int, events []unix.EpollEvent) (int, error) {
 	}
 	return int(r), nil
 }
+
+// Accept4 is accept4(2) with SOCK_NONBLOCK|SOCK_CLOEXEC, the peer's address
+// written to rsa; on a non-blocking listener it never blocks.
+func Accept4(fd int, rsa *unix.RawSockaddrAny) (int, error) {
+	n := uint32(unix.SizeofSockaddrAny)
+	r, _, e := syscall.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(&n)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return -1, errnoErr(e)
+	}
+	return int(r), nil
+}
+
+// Getsockname is getsockname(2) into rsa.
+func Getsockname(fd int, rsa *unix.RawSockaddrAny) error {
+	n := uint32(unix.SizeofSockaddrAny)
+	_, _, e := syscall.RawSyscall(unix.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(&n)))
+	return errnoErr(e)
+}
+
+// AddrPort decodes an AF_INET or AF_INET6 socket address without
+// allocating: the address as 16 bytes, the port, 4 or 16 for the family
+// (0 when rsa is neither) and the IPv6 scope id.
+func AddrPort(rsa *unix.RawSockaddrAny) (ip [16]byte, port uint16, kind uint8, scope uint32) {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		ip[10], ip[11] = 0xff, 0xff
+		copy(ip[12:], sa.Addr[:])
+		return ip, uint16(p[0])<<8 | uint16(p[1]), 4, 0
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return sa.Addr, uint16(p[0])<<8 | uint16(p[1]), 16, sa.Scope_id
+	}
+	return ip, 0, 0, 0
+}
+
+// UnixPath returns an AF_UNIX address's path ("" for an unnamed socket; an
+// abstract name starts with "@"), and false when rsa is not AF_UNIX.
+func UnixPath(rsa *unix.RawSockaddrAny) (string, bool) {
+	if rsa.Addr.Family != unix.AF_UNIX {
+		return "", false
+	}
+	sa := (*unix.RawSockaddrUnix)(unsafe.Pointer(rsa))
+	n := 0
+	for n < len(sa.Path) && sa.Path[n] != 0 {
+		n++
+	}
+	if n == 0 && len(sa.Path) > 1 && sa.Path[1] != 0 { // abstract: a leading NUL
+		n = 1
+		for n < len(sa.Path) && sa.Path[n] != 0 {
+			n++
+		}
+		b := make([]byte, n)
+		for i := 1; i < n; i++ {
+			b[i] = byte(sa.Path[i])
+		}
+		b[0] = '@'
+		return string(b), true
+	}
+	if n == 0 {
+		return "", true
+	}
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(sa.Path[i])
+	}
+	return string(b), true
+}

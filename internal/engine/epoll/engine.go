@@ -36,6 +36,8 @@ type Engine struct {
 	loops     []*loop
 	addrs     addrCache
 
+	loopAccepts atomic.Int64 // connections the loops accepted themselves (tests)
+
 	mu       sync.Mutex
 	stopping bool
 	changed  chan struct{} // closed and replaced when a loop's live count drops or a Shutdown begins on a loop
@@ -96,10 +98,11 @@ func (e *Engine) isStopping() bool {
 	return e.stopping
 }
 
-// ServeListener accepts on ln and hands each connection's socket to a loop,
-// round robin. Accepting through ln keeps Go's accept semantics (a Close of
-// ln stops accepting at once, for TCP and Unix listeners alike) at the cost of
-// a dup and a close per connection.
+// ServeListener serves the connections of ln on the loops. From the first
+// connection on, the loops accept from ln's socket themselves (accept.go);
+// this goroutine goes on accepting through ln too, handing what it gets to a
+// loop round robin (a dup and a close per connection), and sees ln closed,
+// when it takes the loops' duplicates of the socket away.
 func (e *Engine) ServeListener(ln net.Listener, f proto.Factory, opts engine.Options) error {
 	if err := e.start(); err != nil {
 		return err
@@ -112,6 +115,13 @@ func (e *Engine) ServeListener(ln net.Listener, f proto.Factory, opts engine.Opt
 		o.Logger = e.log
 	}
 	var backoff engine.Backoff
+	var onLoops *lgroup // the loops accepting too, from the first connection on
+	noLoopAccept := false
+	defer func() {
+		if onLoops != nil {
+			onLoops.stop()
+		}
+	}()
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -130,6 +140,10 @@ func (e *Engine) ServeListener(ln net.Listener, f proto.Factory, opts engine.Opt
 		if e.isStopping() {
 			_ = nc.Close()
 			continue
+		}
+		if onLoops == nil && !noLoopAccept {
+			onLoops = e.listenOnLoops(ln, nc, f, &o)
+			noLoopAccept = onLoops == nil
 		}
 		var release func()
 		if o.Admit != nil {
@@ -360,6 +374,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 			self = l
 		}
 		l.post(func() {
+			l.closeListeners() // no new connections
 			for _, c := range l.conns.all() {
 				c.shutdown()
 			}
@@ -441,6 +456,7 @@ func timeoutCtx(d time.Duration) context.Context {
 func (e *Engine) abortAll(cause error) {
 	for _, l := range e.loops {
 		l.post(func() {
+			l.closeListeners()
 			for _, c := range l.conns.all() {
 				c.lose(cause)
 			}

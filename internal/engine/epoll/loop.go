@@ -46,7 +46,8 @@ type loop struct {
 	deadline time.Time
 
 	conns   connTable
-	live    int // connections handed to this loop and not ended; Engine.mu
+	lsocks  []*lsock // listening sockets this loop accepts from (accept.go)
+	live    int      // connections handed to this loop and not ended; Engine.mu
 	timers  timerHeap
 	current *conn // whose callback is running, for synchronous OnPauseWriting
 
@@ -255,6 +256,12 @@ func (l *loop) run() {
 				l.awake.Store(false)
 				continue
 			}
+			if ev.Pad <= -2 {
+				if s := l.listenerOf(ev.Pad, ev.Fd); s != nil {
+					l.accept(s)
+				}
+				continue
+			}
 			if c := l.conns.lookup(ev.Pad, ev.Fd); c != nil {
 				c.handle(ev.Events)
 			}
@@ -268,6 +275,7 @@ func (l *loop) run() {
 		}
 		l.mu.Unlock()
 		if exit {
+			l.closeListeners()
 			l.file.Close() // closes epfd
 			unix.Close(l.efd)
 			return
@@ -306,6 +314,7 @@ func (l *loop) fail(werr error) {
 		l.runTasks() // whatever the callbacks posted before quit
 	}
 	l.timers = nil
+	l.closeListeners()
 	l.file.Close() // closes epfd
 	unix.Close(l.efd)
 }

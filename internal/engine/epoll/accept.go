@@ -1,0 +1,342 @@
+//go:build linux
+
+package epoll
+
+import (
+	"net"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sockit/sockit/internal/engine"
+	"github.com/sockit/sockit/internal/rawio"
+	"github.com/sockit/sockit/proto"
+)
+
+// Accepting on the loops.
+//
+// ServeListener's goroutine accepts through Go (ln.Accept) and, from the
+// first connection it gets, also has every loop accept from the listening
+// socket directly: each loop registers its own duplicate of the listener's
+// descriptor with EPOLLEXCLUSIVE, so the kernel wakes one loop per new
+// connection (the shared-listener form of a listener per loop; SO_REUSEPORT
+// sockets cannot be made from a listener the caller opened, nor for Unix
+// sockets). A loop accepts with accept4 and opens the connection itself: no
+// hand-off between goroutines, and none of the garbage of Go's accept path
+// (a netFD, two sockaddrs, two net.Addrs per connection), which on the
+// idle-connection benchmark was half of the process's memory growth.
+//
+// Go's accept keeps running beside the loops: it takes the connections it
+// wins the race for (served as before) and, above all, it is how a Close of
+// the listener is seen; ServeListener then takes the loops' duplicates
+// away. The first connection is also how the loops learn the socket options
+// Go gives an accepted connection (TCP_NODELAY, keep-alive and its
+// timings, which the listener's ListenConfig decides and does not expose),
+// copied onto every socket a loop accepts.
+
+// lgroup is one listener accepted from by the loops.
+type lgroup struct {
+	f      proto.Factory
+	o      *engine.Options
+	tcp    bool
+	packet bool // unixpacket
+	sopts  []sockOpt
+	remote net.Addr // Unix: the shared address of unnamed peers
+
+	// last is the endpoints of the last connection accepted, shared by the
+	// next one when its local address is the same; loop goroutines.
+	mu        chanMutex
+	last      *endpoints
+	lastLocal [16]byte
+	lastPort  uint16
+	lastKind  uint8
+	local     net.Addr // Unix: the listener's address
+	socks     []*lsock
+}
+
+// chanMutex is a tiny mutex (the loops of a group share its cache).
+type chanMutex chan struct{}
+
+func (m chanMutex) lock()   { m <- struct{}{} }
+func (m chanMutex) unlock() { <-m }
+
+type sockOpt struct{ level, name, value int }
+
+// lsock is a loop's duplicate of a listening socket.
+type lsock struct {
+	g    *lgroup
+	l    *loop
+	fd   int
+	idx  int           // in l.lsocks
+	gone chan struct{} // closed once the loop no longer has fd
+}
+
+// listenOnLoops starts the loops accepting from ln, learning the socket
+// options from nc, the connection Go just accepted. It returns nil when ln
+// is not a plain TCP or Unix stream listener.
+func (e *Engine) listenOnLoops(ln net.Listener, nc net.Conn, f proto.Factory, o *engine.Options) *lgroup {
+	g := &lgroup{f: f, o: o, mu: make(chanMutex, 1)}
+	switch ln.(type) {
+	case *net.TCPListener:
+		if _, ok := nc.(*net.TCPConn); !ok {
+			return nil
+		}
+		g.tcp = true
+	case *net.UnixListener:
+		u, ok := nc.(*net.UnixConn)
+		if !ok {
+			return nil
+		}
+		// Peers are mostly unnamed: every connection the loops accept
+		// gets the address Go gave this one's peer, and the loops accept
+		// only while peers are unnamed (accept checks each).
+		ra := u.RemoteAddr()
+		if ua, ok := ra.(*net.UnixAddr); ok && ua != nil && ua.Name != "@" && ua.Name != "" {
+			return nil // a named peer: the shared address would be its own
+		}
+		g.local, g.remote = u.LocalAddr(), ra
+		g.packet = ln.Addr().Network() == "unixpacket"
+	default:
+		return nil
+	}
+	sc, err := nc.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return nil
+	}
+	if g.tcp {
+		_ = sc.Control(func(fd uintptr) {
+			for _, opt := range [][2]int{
+				{unix.IPPROTO_TCP, unix.TCP_NODELAY},
+				{unix.SOL_SOCKET, unix.SO_KEEPALIVE},
+				{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE},
+				{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL},
+				{unix.IPPROTO_TCP, unix.TCP_KEEPCNT},
+			} {
+				if v, err := unix.GetsockoptInt(int(fd), opt[0], opt[1]); err == nil {
+					g.sopts = append(g.sopts, sockOpt{opt[0], opt[1], v})
+				}
+			}
+		})
+		if len(g.sopts) != 5 {
+			return nil
+		}
+		if g.sopts[1].value == 0 { // keep-alive off: its timings are moot
+			g.sopts = g.sopts[:2]
+		}
+	}
+	lsc, err := ln.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return nil
+	}
+	for _, l := range e.loops {
+		var dup int
+		var derr error
+		if cerr := lsc.Control(func(fd uintptr) { dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); cerr != nil || derr != nil {
+			break
+		}
+		s := &lsock{g: g, l: l, fd: dup, gone: make(chan struct{})}
+		g.socks = append(g.socks, s)
+		if !l.post(func() { l.addListener(s) }) {
+			unix.Close(dup)
+			close(s.gone)
+		}
+	}
+	return g
+}
+
+// stop takes the group's sockets off their loops (ln was closed, or serving
+// ended) and waits until they are closed, so that once ServeListener has
+// returned the listening socket is gone and new connections are refused. A
+// loop busy in a long callback is waited for at most a second; it closes its
+// duplicate when it gets to the task.
+func (g *lgroup) stop() {
+	for _, s := range g.socks {
+		s.l.post(func() { s.l.removeListener(s) }) // refused: the loop ended and closed it
+	}
+	deadline := time.NewTimer(time.Second)
+	defer deadline.Stop()
+	for _, s := range g.socks {
+		select {
+		case <-s.gone:
+		case <-s.l.done:
+		case <-deadline.C:
+			return
+		}
+	}
+}
+
+// addListener registers s on the loop (loop only).
+func (l *loop) addListener(s *lsock) {
+	if l.stopping || l.e.isStopping() {
+		unix.Close(s.fd)
+		s.fd = -1
+		close(s.gone)
+		return
+	}
+	s.idx = len(l.lsocks)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(s.fd), Pad: int32(-2 - s.idx)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+		s.g.o.Logger.Debug("accepting on the event loop is off", "err", err)
+		unix.Close(s.fd)
+		s.fd = -1
+		close(s.gone)
+		return
+	}
+	l.lsocks = append(l.lsocks, s)
+}
+
+// removeListener unregisters and closes s (loop only); twice does nothing.
+func (l *loop) removeListener(s *lsock) {
+	if s.fd < 0 || s.idx >= len(l.lsocks) || l.lsocks[s.idx] != s {
+		return
+	}
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+	unix.Close(s.fd)
+	s.fd = -1
+	close(s.gone)
+	l.lsocks[s.idx] = nil
+	for len(l.lsocks) > 0 && l.lsocks[len(l.lsocks)-1] == nil {
+		l.lsocks = l.lsocks[:len(l.lsocks)-1]
+	}
+}
+
+// closeListeners closes every listener duplicate of the loop (it stops,
+// ends or failed).
+func (l *loop) closeListeners() {
+	for _, s := range l.lsocks {
+		if s != nil {
+			l.removeListener(s)
+		}
+	}
+	l.lsocks = nil
+}
+
+// listenerOf returns the listener an event with data pad is for, or nil.
+func (l *loop) listenerOf(pad, fd int32) *lsock {
+	i := int(-2 - pad)
+	if i < 0 || i >= len(l.lsocks) {
+		return nil
+	}
+	if s := l.lsocks[i]; s != nil && int32(s.fd) == fd {
+		return s
+	}
+	return nil
+}
+
+// maxAcceptBatch bounds the connections a loop accepts per wake-up, so a
+// connection flood cannot starve the connections it already has.
+const maxAcceptBatch = 64
+
+// accept takes new connections from s and opens them on this loop.
+func (l *loop) accept(s *lsock) {
+	g := s.g
+	for i := 0; i < maxAcceptBatch; i++ {
+		var rsa unix.RawSockaddrAny
+		fd, err := rawio.Accept4(s.fd, &rsa)
+		switch err {
+		case nil:
+		case unix.EAGAIN:
+			return
+		case unix.EINTR, unix.ECONNABORTED:
+			continue
+		default:
+			// Out of descriptors or memory: leave accepting to
+			// ServeListener's own loop, which logs and backs off.
+			g.o.Logger.Debug("accepting on the event loop stopped; Go's accept goes on", "err", err)
+			l.removeListener(s)
+			return
+		}
+		if l.e.isStopping() {
+			unix.Close(fd)
+			continue
+		}
+		l.e.loopAccepts.Add(1)
+		c := &conn{fd: fd, packet: g.packet, o: g.o}
+		if !g.addresses(c, fd, &rsa) {
+			g.o.Logger.Warn("accepted a socket with an address of an unexpected family; closed", "family", rsa.Addr.Family)
+			unix.Close(fd)
+			continue
+		}
+		for _, o := range g.sopts {
+			_ = unix.SetsockoptInt(fd, o.level, o.name, o.value)
+		}
+		if g.o.Admit != nil {
+			release, ok := g.o.Admit(c.LocalAddr(), c.RemoteAddr())
+			if !ok {
+				unix.Close(fd)
+				continue
+			}
+			c.release = release
+		}
+		l.e.addLive(l)
+		l.open(c, g.f)
+	}
+}
+
+// addresses fills in c's addresses from the accepted socket: the peer's
+// from accept4, the local one from getsockname for TCP (an endpoints value
+// shared with the previous connection when equal). It reports false only
+// for an address no socket of the listener's kind can have.
+func (g *lgroup) addresses(c *conn, fd int, rsa *unix.RawSockaddrAny) bool {
+	if !g.tcp {
+		path, ok := rawio.UnixPath(rsa)
+		if !ok {
+			return false
+		}
+		if path == "" { // unnamed, like almost every client
+			c.ep = g.endpointsUnix()
+		} else {
+			c.ep = &endpoints{local: g.local, remote: &net.UnixAddr{Name: path, Net: g.local.Network()}}
+		}
+		return true
+	}
+	ip, port, kind, scope := rawio.AddrPort(rsa)
+	var lsa unix.RawSockaddrAny
+	if kind == 0 || rawio.Getsockname(fd, &lsa) != nil {
+		return false
+	}
+	lip, lport, lkind, lscope := rawio.AddrPort(&lsa)
+	if lkind == 0 {
+		return false
+	}
+	if scope != 0 || lscope != 0 { // link-local IPv6: addresses with zones, made here
+		c.ep = &endpoints{local: zoned(lip, lport, lkind, lscope), remote: zoned(ip, port, kind, scope)}
+		return true
+	}
+	c.rip, c.rport, c.rkind = ip, port, kind
+	g.mu.lock()
+	if g.last == nil || g.lastLocal != lip || g.lastPort != lport || g.lastKind != lkind {
+		g.last = &endpoints{local: zoned(lip, lport, lkind, 0)}
+		g.lastLocal, g.lastPort, g.lastKind = lip, lport, lkind
+	}
+	c.ep = g.last
+	g.mu.unlock()
+	return true
+}
+
+// zoned makes the *net.TCPAddr of an address as Go's accept would: 4 bytes
+// for IPv4, 16 for IPv6, with the zone of a scope id.
+func zoned(ip [16]byte, port uint16, kind uint8, scope uint32) *net.TCPAddr {
+	tmp := conn{rip: ip, rport: port, rkind: kind}
+	a := tmp.RemoteAddr().(*net.TCPAddr)
+	if scope != 0 {
+		if ifi, err := net.InterfaceByIndex(int(scope)); err == nil {
+			a.Zone = ifi.Name
+		} else {
+			a.Zone = strconv.Itoa(int(scope))
+		}
+	}
+	return a
+}
+
+func (g *lgroup) endpointsUnix() *endpoints {
+	g.mu.lock()
+	if g.last == nil {
+		g.last = &endpoints{local: g.local, remote: g.remote}
+	}
+	ep := g.last
+	g.mu.unlock()
+	return ep
+}

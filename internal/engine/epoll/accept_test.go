@@ -1,0 +1,219 @@
+//go:build linux
+
+package epoll
+
+// Accepting on the loops (accept.go): connections after the first are
+// accepted by the loops themselves, get the socket options Go's accept
+// gives, and a closed listener refuses new connections once ServeListener
+// has returned. Real sockets on loopback and in t.TempDir().
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sockit/sockit/internal/engine"
+	"github.com/sockit/sockit/proto"
+)
+
+// sockProbe echoes and records, at open, its socket's options and addresses.
+type sockProbe struct {
+	proto.Base
+	t proto.Transport
+}
+
+type opened struct {
+	nodelay, keepalive int
+	local, remote      string
+}
+
+func (p *sockProbe) OnOpen(t proto.Transport) { p.t = t }
+func (p *sockProbe) OnData(d []byte)          { _ = p.t.Write(d) }
+
+// serveProbes serves ln on a 2-loop engine and returns what each opened
+// connection looked like, in order.
+func serveProbes(t *testing.T, ln net.Listener) (e *Engine, got func() []opened, done chan error) {
+	t.Helper()
+	e, err := New(engine.Config{Loops: 2, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	var mu sync.Mutex
+	var seen []opened
+	wrap := func(proto.ConnInfo) proto.Protocol {
+		return &openRecorder{sockProbe: &sockProbe{}, record: func(o opened) {
+			mu.Lock()
+			seen = append(seen, o)
+			mu.Unlock()
+		}}
+	}
+	done = make(chan error, 1)
+	go func() { done <- e.ServeListener(ln, wrap, engine.Options{Logger: quiet}) }()
+	return e, func() []opened {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]opened(nil), seen...)
+	}, done
+}
+
+type openRecorder struct {
+	*sockProbe
+	record func(opened)
+}
+
+func (r *openRecorder) OnOpen(t proto.Transport) {
+	r.sockProbe.OnOpen(t)
+	o := opened{local: t.LocalAddr().String(), remote: t.RemoteAddr().String()}
+	if c, ok := t.(*conn); ok && t.LocalAddr().Network() == "tcp" {
+		o.nodelay, _ = unix.GetsockoptInt(c.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY)
+		o.keepalive, _ = unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE)
+	}
+	r.record(o)
+}
+
+func echoOnce(t *testing.T, network, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout(network, addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	roundTrip(t, c, "ping\n")
+	return c
+}
+
+func TestLoopsAcceptWithGosSocketOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		keepAlive time.Duration
+		wantKA    int
+	}{
+		{"keep-alive default", 0, 1},
+		{"keep-alive off", -1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lc := net.ListenConfig{KeepAlive: tc.keepAlive}
+			ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, got, done := serveProbes(t, ln)
+			var conns []net.Conn
+			for i := 0; i < 40; i++ {
+				conns = append(conns, echoOnce(t, "tcp4", ln.Addr().String()))
+			}
+			if n := e.loopAccepts.Load(); n == 0 {
+				t.Fatalf("no connection of 40 was accepted by a loop")
+			}
+			seen := got()
+			if len(seen) != len(conns) {
+				t.Fatalf("%d connections opened, want %d", len(seen), len(conns))
+			}
+			for i, o := range seen {
+				if o.nodelay != 1 || o.keepalive != tc.wantKA {
+					t.Fatalf("connection %d: TCP_NODELAY %d, SO_KEEPALIVE %d; want 1, %d (as Go's accept sets them)", i, o.nodelay, o.keepalive, tc.wantKA)
+				}
+				if o.local != ln.Addr().String() {
+					t.Fatalf("connection %d: local address %s, want %s", i, o.local, ln.Addr())
+				}
+			}
+			// Every remote address is a client's own.
+			clients := map[string]bool{}
+			for _, c := range conns {
+				clients[c.LocalAddr().String()] = true
+			}
+			for i, o := range seen {
+				if !clients[o.remote] {
+					t.Fatalf("connection %d: remote %s is no client's address", i, o.remote)
+				}
+			}
+			for _, c := range conns {
+				c.Close()
+			}
+			ln.Close()
+			if err := <-done; err != nil {
+				t.Fatalf("ServeListener after Close: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoopsAcceptUnix(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, got, done := serveProbes(t, ln)
+	var conns []net.Conn
+	for i := 0; i < 20; i++ {
+		conns = append(conns, echoOnce(t, "unix", path))
+	}
+	if e.loopAccepts.Load() == 0 {
+		t.Fatal("no Unix connection was accepted by a loop")
+	}
+	seen := got()
+	for i, o := range seen {
+		if o.local != path {
+			t.Fatalf("connection %d: local address %q, want %q", i, o.local, path)
+		}
+		if o.remote != seen[0].remote { // the first is Go's accept: "@", unnamed
+			t.Fatalf("connection %d: remote address %q, Go's accept gave %q", i, o.remote, seen[0].remote)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	ln.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Once ServeListener has returned after a Close of the listener, no loop
+// holds the socket: a new connection is refused, and the connections
+// already open keep working.
+func TestClosedListenerRefusesOnceServeListenerReturns(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	e, _, done := serveProbes(t, ln)
+	var conns []net.Conn
+	for i := 0; i < 10; i++ {
+		conns = append(conns, echoOnce(t, "tcp4", addr))
+	}
+	if e.loopAccepts.Load() == 0 {
+		t.Fatal("the loops never accepted: the test needs them to")
+	}
+	ln.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ServeListener did not return after Close")
+	}
+	c, err := net.DialTimeout("tcp4", addr, 2*time.Second)
+	if err == nil {
+		c.Close()
+		t.Fatal("a connection to the closed listener was accepted")
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial after close: %v, want connection refused", err)
+	}
+	for _, c := range conns {
+		roundTrip(t, c, "still here\n")
+		c.Close()
+	}
+}
