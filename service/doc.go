@@ -43,6 +43,7 @@
 // greeting, text rule, flow control (reading pauses while the peer does not
 // take its replies) and graceful-shutdown support (proto.Idler) as the
 // built-in services: it is socketserver's handler on a framing. Its
-// per-message path does not allocate: each connection reuses one reply
-// buffer.
+// per-message path does not allocate: replies are built in buffers taken
+// from a pool and given back after the write, so a connection holds none
+// between messages.
 package service

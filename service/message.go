@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"unsafe"
 
 	"github.com/sockit/sockit/frame"
 	"github.com/sockit/sockit/proto"
@@ -30,8 +31,10 @@ const (
 
 // MessageFunc answers one message: it appends the reply to out (empty, with
 // capacity reused from earlier replies), returns the extended slice and says
-// what to do with it. msg is only valid during the call. A MessageFunc must
-// be safe for concurrent use: it is called from every connection's callbacks.
+// what to do with it. msg is only valid during the call. The returned slice's
+// memory is reused for later replies, of any connection: return out extended
+// with append, never msg or memory the func keeps. A MessageFunc must be safe
+// for concurrent use: it is called from every connection's callbacks.
 type MessageFunc func(out, msg []byte) (reply []byte, action Action)
 
 // MessageConfig configures a message protocol: socketserver's handler on a
@@ -302,16 +305,28 @@ type replyBuf struct {
 
 var replyBufs = sync.Pool{New: func() any { return new(replyBuf) }}
 
-// keep gives b back, retaining its buffers unless they grew large.
-func (b *replyBuf) keep(out []byte) {
+// keep gives b back, retaining its buffers unless they grew large. A reply
+// in msg's memory (a MessageFunc that returned msg, against its contract) is
+// not kept: the pool would hand the connection's read buffer to others.
+func (b *replyBuf) keep(out, msg []byte) {
 	b.out = out[:0]
-	if cap(out) > keepCap {
+	if cap(out) > keepCap || overlaps(out, msg) {
 		b.out = nil
 	}
 	if cap(b.framed) > keepCap {
 		b.framed = nil
 	}
 	replyBufs.Put(b)
+}
+
+// overlaps reports whether out's capacity and msg share memory.
+func overlaps(out, msg []byte) bool {
+	if cap(out) == 0 || len(msg) == 0 {
+		return false
+	}
+	o := uintptr(unsafe.Pointer(unsafe.SliceData(out)))
+	m := uintptr(unsafe.Pointer(unsafe.SliceData(msg)))
+	return o < m+uintptr(len(msg)) && m < o+uintptr(cap(out))
 }
 
 // onMessage answers one message with one Write.
@@ -327,10 +342,10 @@ func (c *messageConn) onMessage(msg []byte) error {
 	reply, act := c.h.fn(buf.out[:0], msg)
 	switch act {
 	case NoReply:
-		buf.keep(reply)
+		buf.keep(reply, msg)
 		return nil
 	case Hangup:
-		buf.keep(reply)
+		buf.keep(reply, msg)
 		c.stop()
 		_ = c.t.Close()
 		return errStop
@@ -343,7 +358,7 @@ func (c *messageConn) onMessage(msg []byte) error {
 	default:
 		framed, err := c.mode.spec.Append(buf.framed[:0], reply)
 		if err != nil {
-			buf.keep(reply)
+			buf.keep(reply, msg)
 			c.stop()
 			c.h.logger().Warn("reply cannot be framed, closing connection",
 				"service", c.h.name, "peer", addrString(c.t.RemoteAddr()),
@@ -355,7 +370,7 @@ func (c *messageConn) onMessage(msg []byte) error {
 		buf.framed = framed[:0]
 	}
 	err := c.t.Write(wire) // the transport copies what it must keep
-	buf.keep(reply)
+	buf.keep(reply, msg)
 	if err != nil {
 		c.stop()
 		if errors.Is(err, proto.ErrBufferFull) {

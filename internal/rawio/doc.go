@@ -1,7 +1,8 @@
 // Package rawio is read, write and writev on non-blocking descriptors as raw
 // system calls, for the loops that own those descriptors: the epoll
-// engine's event loops, the goroutine engine's reads and the load
-// generator's connections.
+// engine's event loops (reads, writes, accepts, zero-timeout polls), the
+// goroutine engine's reads and direct writes, and the load generator's
+// connections. Only non-blocking descriptors may be given to them.
 //
 // None of these calls can block: every descriptor given to them is
 // non-blocking, so each call is a few microseconds of copying. A plain
@@ -15,6 +16,8 @@
 // Measured in docs/PERFORMANCE.md (bench/compare.sh and bench/generator.sh).
 //
 // Errors are syscall.Errno values; EAGAIN and EINTR are returned as such for
-// the caller to wait or retry. On Unix systems other than Linux the calls go
-// through golang.org/x/sys/unix as ordinary system calls.
+// the caller to wait or retry, and the count is 0 with an error. Under the
+// race detector, and on Unix systems other than Linux, Read, Write and Writev
+// are ordinary system calls (golang.org/x/sys/unix), which tell the race
+// detector what the kernel reads and writes.
 package rawio

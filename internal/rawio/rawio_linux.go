@@ -11,6 +11,11 @@ import (
 
 var zero uintptr
 
+// maxIov is how many buffers Writev takes on its stack; a longer list
+// goes through unix.Writev (one call still: on SOCK_SEQPACKET one writev is
+// one record).
+const maxIov = 64
+
 func errnoErr(e syscall.Errno) error {
 	switch e {
 	case 0:
@@ -21,62 +26,6 @@ func errnoErr(e syscall.Errno) error {
 		return unix.EINTR
 	}
 	return e
-}
-
-// Read is read(2).
-func Read(fd int, p []byte) (int, error) {
-	ptr := unsafe.Pointer(&zero)
-	if len(p) > 0 {
-		ptr = unsafe.Pointer(&p[0])
-	}
-	r, _, e := syscall.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(ptr), uintptr(len(p)))
-	if e != 0 {
-		return 0, errnoErr(e)
-	}
-	return int(r), nil
-}
-
-// Write is write(2).
-func Write(fd int, p []byte) (int, error) {
-	ptr := unsafe.Pointer(&zero)
-	if len(p) > 0 {
-		ptr = unsafe.Pointer(&p[0])
-	}
-	r, _, e := syscall.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(ptr), uintptr(len(p)))
-	if e != 0 {
-		return 0, errnoErr(e)
-	}
-	return int(r), nil
-}
-
-// maxIov is how many buffers Writev takes on its stack; a longer list
-// goes through unix.Writev (one call still: on SOCK_SEQPACKET one writev is
-// one record).
-const maxIov = 64
-
-// Writev is writev(2) of bufs, empty ones skipped.
-func Writev(fd int, bufs [][]byte) (int, error) {
-	if len(bufs) > maxIov {
-		return unix.Writev(fd, bufs)
-	}
-	var iov [maxIov]unix.Iovec
-	n := 0
-	for _, b := range bufs {
-		if len(b) == 0 {
-			continue
-		}
-		iov[n].Base = &b[0]
-		iov[n].SetLen(len(b))
-		n++
-	}
-	if n == 0 {
-		return 0, nil
-	}
-	r, _, e := syscall.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
-	if e != 0 {
-		return 0, errnoErr(e)
-	}
-	return int(r), nil
 }
 
 // RecvTrunc is recvfrom(MSG_TRUNC): a SOCK_SEQPACKET record's real length,

@@ -9,6 +9,3 @@ func Read(fd int, p []byte) (int, error) { return unix.Read(fd, p) }
 
 // Write is write(2).
 func Write(fd int, p []byte) (int, error) { return unix.Write(fd, p) }
-
-// Writev is writev(2) of bufs.
-func Writev(fd int, bufs [][]byte) (int, error) { return unix.Writev(fd, bufs) }

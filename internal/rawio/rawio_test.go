@@ -5,7 +5,12 @@ package rawio
 import (
 	"bytes"
 	"errors"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -121,4 +126,135 @@ func TestNoAllocations(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%v allocations per round, want 0", allocs)
 	}
+}
+
+func TestAcceptAndAddresses(t *testing.T) {
+	for _, tc := range []struct {
+		network, addr string
+		kind          uint8
+	}{
+		{"tcp4", "127.0.0.1:0", 4},
+		{"tcp6", "[::1]:0", 16},
+	} {
+		ln, err := net.Listen(tc.network, tc.addr)
+		if err != nil {
+			t.Skipf("%s: %v", tc.network, err)
+		}
+		defer ln.Close()
+		lfd := dupListener(t, ln)
+		var rsa unix.RawSockaddrAny
+		if _, err := Accept4(lfd, &rsa); !errors.Is(err, unix.EAGAIN) {
+			t.Fatalf("%s: accept with nothing pending: %v, want EAGAIN", tc.network, err)
+		}
+		c, err := net.DialTimeout(tc.network, ln.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var fd int
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			fd, err = Accept4(lfd, &rsa)
+			if err != unix.EAGAIN || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("%s: accept: %v", tc.network, err)
+		}
+		defer unix.Close(fd)
+		if fl, _ := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); fl&unix.O_NONBLOCK == 0 {
+			t.Fatalf("%s: accepted socket is blocking", tc.network)
+		}
+		ip, port, kind, scope := AddrPort(&rsa)
+		peer := netip.AddrPortFrom(netip.AddrFrom16(ip), port)
+		if kind == 4 {
+			peer = netip.AddrPortFrom(netip.AddrFrom16(ip).Unmap(), port)
+		}
+		if kind != tc.kind || scope != 0 || peer.String() != c.LocalAddr().String() {
+			t.Fatalf("%s: peer %v kind %d scope %d; the client is %v", tc.network, peer, kind, scope, c.LocalAddr())
+		}
+		var lsa unix.RawSockaddrAny
+		if err := Getsockname(fd, &lsa); err != nil {
+			t.Fatal(err)
+		}
+		lip, lport, lkind, _ := AddrPort(&lsa)
+		local := netip.AddrPortFrom(netip.AddrFrom16(lip), lport)
+		if lkind == 4 {
+			local = netip.AddrPortFrom(netip.AddrFrom16(lip).Unmap(), lport)
+		}
+		if local.String() != ln.Addr().String() {
+			t.Fatalf("%s: local %v, want %v", tc.network, local, ln.Addr())
+		}
+	}
+}
+
+func TestUnixPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lfd := dupListener(t, ln)
+	accept := func() (int, unix.RawSockaddrAny) {
+		t.Helper()
+		var rsa unix.RawSockaddrAny
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			fd, err := Accept4(lfd, &rsa)
+			if err == nil {
+				return fd, rsa
+			}
+			if err != unix.EAGAIN || time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+		}
+	}
+	unnamed, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unnamed.Close()
+	fd, rsa := accept()
+	unix.Close(fd)
+	if p, ok := UnixPath(&rsa); !ok || p != "" {
+		t.Fatalf("unnamed peer: %q, %v; want \"\", true", p, ok)
+	}
+	named := filepath.Join(t.TempDir(), "client.sock")
+	d := net.Dialer{LocalAddr: &net.UnixAddr{Name: named, Net: "unix"}}
+	nc, err := d.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fd, rsa = accept()
+	unix.Close(fd)
+	if p, ok := UnixPath(&rsa); !ok || p != named {
+		t.Fatalf("named peer: %q, %v; want %q", p, ok, named)
+	}
+	var inet unix.RawSockaddrAny
+	inet.Addr.Family = unix.AF_INET
+	if _, ok := UnixPath(&inet); ok {
+		t.Fatal("UnixPath of an AF_INET address reported ok")
+	}
+	if _, _, kind, _ := AddrPort(&rsa); kind != 0 {
+		t.Fatal("AddrPort of an AF_UNIX address gave an IP")
+	}
+}
+
+// dupListener returns a non-blocking duplicate of ln's descriptor, closed
+// when the test ends.
+func dupListener(t *testing.T, ln net.Listener) int {
+	t.Helper()
+	rc, err := ln.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd int
+	var derr error
+	if err := rc.Control(func(s uintptr) { fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil || derr != nil {
+		t.Fatal(err, derr)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
 }

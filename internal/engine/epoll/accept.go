@@ -169,7 +169,10 @@ func (g *lgroup) stop() {
 
 // addListener registers s on the loop (loop only).
 func (l *loop) addListener(s *lsock) {
-	if l.stopping || l.e.isStopping() {
+	l.mu.Lock()
+	stopping := l.stopping
+	l.mu.Unlock()
+	if stopping || l.e.isStopping() {
 		unix.Close(s.fd)
 		s.fd = -1
 		close(s.gone)

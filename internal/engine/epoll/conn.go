@@ -25,6 +25,9 @@ import (
 // connection holds no write buffer whatever it once queued.
 const keepOut = 16 << 10
 
+// maxFlush is the most one write of a flush gives the kernel.
+const maxFlush = 256 << 10
+
 // conn is one connection on a loop. The loop's goroutine reads and runs every
 // callback; Write and the other Transport methods may be called from any
 // goroutine and take mu.
@@ -638,7 +641,9 @@ func (c *conn) flush() {
 		if c.packet {
 			chunk = w.out[w.head : w.head+w.lens[0]]
 		} else {
-			chunk = w.out[w.head:]
+			// Bounded: a raw write keeps its P (no preemption) until it
+			// returns, and the kernel takes at most its send buffer anyway.
+			chunk = w.out[w.head:min(len(w.out), w.head+maxFlush)]
 		}
 		n, err := rawio.Write(c.fd, chunk)
 		if err == unix.EINTR {

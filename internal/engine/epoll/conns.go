@@ -42,8 +42,9 @@ func (t *connTable) remove(c *conn) {
 }
 
 // lookup returns the connection of an event: slot and descriptor must both
-// match (an event of a connection closed earlier in the same batch finds
-// nil).
+// match. A connection closed earlier in the same batch keeps its slot until
+// its end task runs, after the batch, so its events still find it and
+// handle drops them (closed); the descriptor check is a second guard.
 func (t *connTable) lookup(slot, fd int32) *conn {
 	if slot < 0 || int(slot) >= len(t.slots) {
 		return nil

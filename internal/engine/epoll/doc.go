@@ -5,7 +5,15 @@
 // it owns on one goroutine, with non-blocking sockets, one shared read buffer
 // per loop (an idle connection holds no buffer), direct writes and writev
 // when the write buffer is empty, and an eventfd for wake-ups from other
-// goroutines. Lock order: LOCKS.md beside this file.
+// goroutines. Socket I/O uses raw system calls (internal/rawio). The loops
+// accept from a served listener themselves (accept.go). Lock order and who
+// may touch what: LOCKS.md beside this file.
+//
+// A connection keeps little of its own: 128 bytes, with its addresses
+// shared with other connections (LocalAddr, and RemoteAddr of Unix peers,
+// return values shared by many connections: read-only) or kept inline (an
+// IP peer's, made into a new net.Addr at each RemoteAddr call); its write
+// queue, timers and limits exist only while in use.
 //
 // Shutdown or Close called from a callback runs on a loop, which cannot run
 // anything else until the callback returns: so it waits for the connections

@@ -16,10 +16,12 @@ import (
 // goroutine, which saves a goroutine hand-off per reply on the common
 // request/response path.
 func directWriter(nc net.Conn) func(b []byte) (int, error) {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
+	switch nc.(type) {
+	case *net.TCPConn, *net.UnixConn: // Go's: non-blocking, so a raw write never blocks
+	default:
 		return nil
 	}
+	sc := nc.(syscall.Conn)
 	rc, err := sc.SyscallConn()
 	if err != nil {
 		return nil
