@@ -46,9 +46,11 @@ type loop struct {
 	deadline time.Time
 
 	conns   connTable
-	lsocks  []*lsock // listening sockets this loop accepts from (accept.go)
-	live    int      // connections handed to this loop and not ended; Engine.mu
-	timers  timerHeap
+	lsocks  []*lsock  // listening sockets this loop accepts from (accept.go)
+	live    int       // connections handed to this loop and not ended; Engine.mu
+	timers  timerHeap // AfterFunc timers
+	wheel   *wheel    // connection timeouts, made with the first
+	fireFn  func(*timer)
 	current *conn // whose callback is running, for synchronous OnPauseWriting
 
 	mu       sync.Mutex
@@ -99,6 +101,7 @@ func newLoop(e *Engine) (*loop, error) {
 	}
 	l.raw = raw
 	l.waitFn = l.poll
+	l.fireFn = l.fire
 	return l, nil
 }
 
@@ -118,9 +121,8 @@ func (l *loop) poll(fd uintptr) bool {
 // is already due it still polls the sockets (without blocking), so a steady
 // stream of due timers cannot starve I/O.
 func (l *loop) wait() (int, error) {
-	var next time.Time
-	if len(l.timers) > 0 {
-		next = l.timers[0].when
+	next := l.nextTimer()
+	if !next.IsZero() {
 		if !next.After(time.Now()) {
 			// The netpoller would report the past deadline without ever
 			// calling poll: ask epoll directly, with timeout 0.
@@ -313,7 +315,7 @@ func (l *loop) fail(werr error) {
 		}
 		l.runTasks() // whatever the callbacks posted before quit
 	}
-	l.timers = nil
+	l.timers, l.wheel = nil, nil
 	l.closeListeners()
 	l.file.Close() // closes epfd
 	unix.Close(l.efd)
@@ -343,6 +345,12 @@ type timer struct {
 	f     func()
 	state atomic.Int32 // 0 pending, 1 ran, 2 stopped
 	index int
+
+	// A connection's timeout is on the loop's wheel (wheel.go) instead.
+	conn         bool
+	inWheel      bool
+	wtick        int64
+	wprev, wnext *timer
 }
 
 // Stop prevents f from running and takes the timer out of the heap (at once
@@ -390,24 +398,34 @@ func (l *loop) addTimer(d time.Duration, f func()) *timer {
 }
 
 // newConnTimer makes a loop-only timer for f, not scheduled: a connection's
-// read or idle timer, re-armed with resetTimer and never reallocated.
+// read or idle timer, on the wheel, re-armed with resetTimer and never
+// reallocated.
 func (l *loop) newConnTimer(f func()) *timer {
-	return &timer{l: l, f: f, index: -1}
+	return &timer{l: l, f: f, index: -1, conn: true}
 }
 
-// resetTimer (re)schedules t to fire after d (loop only).
+// resetTimer (re)schedules the connection timer t to fire after d (loop
+// only).
 func (l *loop) resetTimer(t *timer, d time.Duration) {
-	t.when = time.Now().Add(d)
+	now := time.Now()
+	t.when = now.Add(d)
 	t.state.Store(0)
-	if t.index >= 0 {
-		heap.Fix(&l.timers, t.index)
-	} else {
-		heap.Push(&l.timers, t)
+	if l.wheel == nil {
+		l.wheel = newWheel(now)
 	}
+	l.wheel.remove(t)
+	l.wheel.add(t, t.when)
 }
 
-// removeTimer takes t out of the heap if it is there (loop only).
+// removeTimer takes t out of the heap or the wheel if it is there (loop
+// only).
 func (l *loop) removeTimer(t *timer) {
+	if t.conn {
+		if l.wheel != nil {
+			l.wheel.remove(t)
+		}
+		return
+	}
 	if i := t.index; i >= 0 && i < len(l.timers) && l.timers[i] == t {
 		heap.Remove(&l.timers, i)
 	}
@@ -415,7 +433,7 @@ func (l *loop) removeTimer(t *timer) {
 }
 
 func (l *loop) runTimers() {
-	if len(l.timers) == 0 {
+	if len(l.timers) == 0 && (l.wheel == nil || l.wheel.n == 0) {
 		return
 	}
 	now := time.Now()
@@ -425,6 +443,31 @@ func (l *loop) runTimers() {
 			t.f()
 		}
 	}
+	if l.wheel != nil {
+		l.wheel.advance(now, l.fireFn)
+	}
+}
+
+// fire runs a timer the wheel took out (bound once as fireFn).
+func (l *loop) fire(t *timer) {
+	if t.state.CompareAndSwap(0, 1) {
+		t.f()
+	}
+}
+
+// nextTimer returns when the next timer of the heap or the wheel is due, or
+// the zero time.
+func (l *loop) nextTimer() time.Time {
+	var next time.Time
+	if len(l.timers) > 0 {
+		next = l.timers[0].when
+	}
+	if l.wheel != nil {
+		if w := l.wheel.next(); !w.IsZero() && (next.IsZero() || w.Before(next)) {
+			next = w
+		}
+	}
+	return next
 }
 
 // maxSpare is how many drained write queues a loop keeps for reuse.
@@ -453,6 +496,9 @@ func (l *loop) putQueue(w *wqueue) {
 	w.out, w.head, w.lens = w.out[:0], 0, w.lens[:0]
 	if cap(w.out) > keepOut {
 		w.out = nil
+	}
+	if cap(w.lens) > 256 {
+		w.lens = nil
 	}
 	l.mu.Lock()
 	if len(l.spare) < maxSpare {
