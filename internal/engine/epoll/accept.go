@@ -5,6 +5,7 @@ package epoll
 import (
 	"net"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,12 +39,13 @@ import (
 
 // lgroup is one listener accepted from by the loops.
 type lgroup struct {
-	f      proto.Factory
-	o      *engine.Options
-	tcp    bool
-	packet bool // unixpacket
-	sopts  []sockOpt
-	remote net.Addr // Unix: the shared address of unnamed peers
+	f        proto.Factory
+	o        *engine.Options
+	accepted atomic.Int64 // connections the loops accepted
+	tcp      bool
+	packet   bool // unixpacket
+	sopts    []sockOpt
+	remote   net.Addr // Unix: the shared address of unnamed peers
 
 	// last is the endpoints of the last connection accepted, shared by the
 	// next one when its local address is the same; loop goroutines.
@@ -256,6 +258,7 @@ func (l *loop) accept(s *lsock) {
 			continue
 		}
 		l.e.loopAccepts.Add(1)
+		g.accepted.Add(1)
 		c := &conn{fd: fd, packet: g.packet, o: g.o}
 		if !g.addresses(c, fd, &rsa) {
 			g.o.Logger.Warn("accepted a socket with an address of an unexpected family; closed", "family", rsa.Addr.Family)

@@ -117,9 +117,11 @@ func (e *Engine) ServeListener(ln net.Listener, f proto.Factory, opts engine.Opt
 	var backoff engine.Backoff
 	var onLoops *lgroup // the loops accepting too, from the first connection on
 	noLoopAccept := false
+	var byGo int64 // connections this goroutine accepted
 	defer func() {
 		if onLoops != nil {
 			onLoops.stop()
+			o.Logger.Debug("stopped accepting", "addr", ln.Addr().String(), "accepted_by_loops", onLoops.accepted.Load(), "accepted_by_go", byGo)
 		}
 	}()
 	for {
@@ -154,6 +156,7 @@ func (e *Engine) ServeListener(ln net.Listener, f proto.Factory, opts engine.Opt
 			}
 			release = r
 		}
+		byGo++
 		_ = e.serveConn(nc, f, &o, release)
 	}
 }
