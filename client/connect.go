@@ -87,7 +87,8 @@ type PipeConfig struct {
 	Addr string
 	// Linger bounds the wait for more input once the peer has closed: the
 	// input keeps going to the peer (it may have only half-closed) until it
-	// ends or has nothing new for Linger. On udp and unixgram it is how long
+	// ends or has had nothing new for Linger (what was read is always sent,
+	// however slowly the peer takes it). On udp and unixgram it is how long
 	// to wait for late datagrams after the input ends. Zero means
 	// DefaultLinger. An input that is a regular file is always sent whole.
 	Linger time.Duration
@@ -173,11 +174,10 @@ loop:
 			err = e
 			break loop
 		case <-lingerC:
-			if n := progress.n.Load(); n != seen {
-				seen = n
+			if upc != nil && !progress.stalled(&seen) {
 				continue
 			}
-			break loop // no more input for a while: done
+			break loop // no more input for a while, or all of it sent: done
 		}
 	}
 	closeConn()
@@ -214,16 +214,33 @@ func printDatagram(out io.Writer, hd *hexDumper, p []byte, sendOnly bool) error 
 	return err
 }
 
-// countingReader counts the bytes read through it.
+// countingReader counts the bytes read through it, and knows whether the
+// copy is waiting for input (inside Read) or busy sending what it read.
 type countingReader struct {
-	r io.Reader
-	n atomic.Int64
+	r       io.Reader
+	n       atomic.Int64
+	waiting atomic.Bool
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	c.waiting.Store(true)
 	n, err := c.r.Read(p)
+	c.waiting.Store(false)
 	c.n.Add(int64(n))
 	return n, err
+}
+
+// stalled reports, at a linger tick after the peer closed its side, whether
+// the input has stopped: nothing new since *seen and the copy waiting for
+// more. A copy blocked sending what it already read (a peer that reads
+// slowly) is not stalled: ending then would lose those bytes.
+func (c *countingReader) stalled(seen *int64) bool {
+	n := c.n.Load()
+	if n != *seen || !c.waiting.Load() {
+		*seen = n
+		return false
+	}
+	return true
 }
 
 // isRegularFile reports whether r is an *os.File on a regular file (whose
@@ -525,8 +542,7 @@ loop:
 			}
 			break loop
 		case <-lingerC:
-			if n := progress.n.Load(); n != seen {
-				seen = n
+			if upc != nil && !progress.stalled(&seen) {
 				continue
 			}
 			break loop

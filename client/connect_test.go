@@ -380,3 +380,49 @@ func TestRelayJoin(t *testing.T) {
 		t.Errorf("Relay: %v", err)
 	}
 }
+
+// A peer that half-closes at once (`sockit listen` with nothing on its
+// stdin) and then reads slowly: while the copy is still sending what it read,
+// the linger after the peer's EOF must not end the session. It did: the
+// linger watched only the input, so a write blocked for longer than the
+// linger lost the rest of the stream (seen in CI as 512 KiB missing of
+// 10 MiB).
+func TestPipeKeepsSendingToASlowPeerThatHalfClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const size = 16 << 20
+	got := make(chan int, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		defer c.Close()
+		c.(*net.TCPConn).CloseWrite()
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		time.Sleep(600 * time.Millisecond) // several lingers: the sender's writes block
+		n, _ := io.Copy(io.Discard, c)
+		got <- int(n)
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := io.MultiReader(bytes.NewReader(make([]byte, size))) // not a regular file: the linger applies
+	cfg := client.PipeConfig{Linger: 100 * time.Millisecond}
+	if err := client.Pipe(context.Background(), c, in, io.Discard, cfg); err != nil {
+		t.Fatalf("Pipe: %v", err)
+	}
+	select {
+	case n := <-got:
+		if n != size {
+			t.Fatalf("the peer got %d bytes of %d", n, size)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the peer did not finish")
+	}
+}
