@@ -78,7 +78,8 @@ type Server struct {
 	IdleTimeout time.Duration
 	ReadTimeout time.Duration
 	// Verify accepts or refuses a peer (socketserver's verify_request); a
-	// refused peer is closed at once. Nil accepts all.
+	// refused peer is closed at once. Nil accepts all. It is called for one
+	// connection at a time per listener, before the connection is served.
 	Verify func(local, remote net.Addr) bool
 	// HandleError is called once for each connection that failed: its
 	// protocol or handler panicked (a *PanicError), its TLS handshake
@@ -146,16 +147,19 @@ func (s *Server) EngineName() (string, error) {
 
 func (s *Server) options(network string) engine.Options {
 	return engine.Options{
-		Logger:      s.log,
-		Network:     network,
-		Admit:       s.admit,
-		IdleTimeout: s.IdleTimeout,
-		ReadTimeout: s.ReadTimeout,
-		OnError:     s.HandleError,
-		OnTimeout:   s.HandleTimeout,
-		Mode:        engine.Mode(s.Concurrency),
-		Workers:     s.Workers,
-		Queue:       s.Queue,
+		Logger:  s.log,
+		Network: network,
+		Admit:   s.admit,
+		// A Verify hook is called one at a time per listener, off the
+		// event loops: it may block (a lookup) or keep state.
+		AdmitMayBlock: s.Verify != nil,
+		IdleTimeout:   s.IdleTimeout,
+		ReadTimeout:   s.ReadTimeout,
+		OnError:       s.HandleError,
+		OnTimeout:     s.HandleTimeout,
+		Mode:          engine.Mode(s.Concurrency),
+		Workers:       s.Workers,
+		Queue:         s.Queue,
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1000,8 +1001,13 @@ func TestFDExhaustion(t *testing.T) {
 		{"listen", "-k", "--exec", "cat", "tcp://127.0.0.1:0"},
 		{"listen", "-k", "tcp://127.0.0.1:0"},
 		{"serve", "echo", "-l", "tcp://127.0.0.1:0"},
+		{"serve", "echo", "--engine", "epoll", "-l", "tcp://127.0.0.1:0"}, // the loops accept
 	} {
-		t.Run(strings.Join(args[:2], "-"), func(t *testing.T) {
+		name := strings.Join(args[:2], "-")
+		if slices.Contains(args, "epoll") {
+			name += "-epoll"
+		}
+		t.Run(name, func(t *testing.T) {
 			p := startNC(t, ncOpts{pipeStdin: true, wrap: []string{"sh", "-c", `ulimit -n 40 && exec "$@"`, "sh"}}, args...)
 			_, addr, _ := strings.Cut(p.endpoints(t, 1)[0], "://")
 			var conns []net.Conn

@@ -39,6 +39,11 @@ type Options struct {
 	// not nil, is called exactly once when an admitted connection ends. A nil
 	// Admit admits every connection.
 	Admit func(local, remote net.Addr) (release func(), ok bool)
+	// AdmitMayBlock says Admit runs a hook of the user's (a verify
+	// function) that may block or keep state: an engine must then call it
+	// from one goroutine per listener, never from an event loop. Without
+	// it, Admit must be fast, non-blocking and safe for concurrent use.
+	AdmitMayBlock bool
 	// IdleTimeout closes a connection with no bytes in either direction for
 	// this long; 0 means never.
 	IdleTimeout time.Duration

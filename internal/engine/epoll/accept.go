@@ -5,6 +5,7 @@ package epoll
 import (
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,21 +22,31 @@ import (
 // ServeListener's goroutine accepts through Go (ln.Accept) and, from the
 // first connection it gets, also has every loop accept from the listening
 // socket directly: each loop registers its own duplicate of the listener's
-// descriptor with EPOLLEXCLUSIVE, so the kernel wakes one loop per new
-// connection (the shared-listener form of a listener per loop; SO_REUSEPORT
-// sockets cannot be made from a listener the caller opened, nor for Unix
-// sockets). A loop accepts with accept4 and opens the connection itself: no
-// hand-off between goroutines, and none of the garbage of Go's accept path
-// (a netFD, two sockaddrs, two net.Addrs per connection), which on the
-// idle-connection benchmark was half of the process's memory growth.
+// descriptor, and the loop that calls accept4 first gets the connection and
+// opens it itself (the others get EAGAIN). The registrations ask for
+// EPOLLEXCLUSIVE, but the loops wait through Go's netpoller rather than in
+// epoll_wait, so every loop, and Go's own accept, sees each new connection:
+// it is the first to call accept4 that wins. Connections a loop accepts
+// need no hand-off between goroutines and leave none of the garbage of Go's
+// accept path (a netFD, two sockaddrs, two net.Addrs per connection), which
+// on the idle-connection benchmark was half of the process's memory growth.
+// The listener is not re-created as a SO_REUSEPORT socket per loop: the
+// engine serves listeners its caller opened (fd:// among them), and Unix
+// sockets have no SO_REUSEPORT.
 //
 // Go's accept keeps running beside the loops: it takes the connections it
 // wins the race for (served as before) and, above all, it is how a Close of
-// the listener is seen; ServeListener then takes the loops' duplicates
-// away. The first connection is also how the loops learn the socket options
-// Go gives an accepted connection (TCP_NODELAY, keep-alive and its
-// timings, which the listener's ListenConfig decides and does not expose),
-// copied onto every socket a loop accepts.
+// the listener is seen. The loops then stop at once: the group shuts the
+// listening socket down (shutdown(2) on a duplicate of its own refuses new
+// connections for every duplicate) and ServeListener takes the loops'
+// duplicates away. The first connection is also how the loops learn the
+// socket options Go gives an accepted connection (TCP_NODELAY, keep-alive and
+// its timings, which the listener's ListenConfig decides and does not
+// expose), copied onto every socket a loop accepts.
+//
+// Admit runs on the loops, concurrently: a server whose Admit calls a hook
+// of the user's (AdmitMayBlock) keeps accepting on ServeListener's goroutine
+// only.
 
 // lgroup is one listener accepted from by the loops.
 type lgroup struct {
@@ -47,9 +58,12 @@ type lgroup struct {
 	sopts    []sockOpt
 	remote   net.Addr // Unix: the shared address of unnamed peers
 
+	closed atomic.Bool // the listener is closed or serving ended: accept no more
+	ctl    int         // the group's own duplicate of the listener, for shutdown(2)
+
 	// last is the endpoints of the last connection accepted, shared by the
 	// next one when its local address is the same; loop goroutines.
-	mu        chanMutex
+	mu        sync.Mutex
 	last      *endpoints
 	lastLocal [16]byte
 	lastPort  uint16
@@ -58,28 +72,28 @@ type lgroup struct {
 	socks     []*lsock
 }
 
-// chanMutex is a tiny mutex (the loops of a group share its cache).
-type chanMutex chan struct{}
-
-func (m chanMutex) lock()   { m <- struct{}{} }
-func (m chanMutex) unlock() { <-m }
-
 type sockOpt struct{ level, name, value int }
 
 // lsock is a loop's duplicate of a listening socket.
 type lsock struct {
-	g    *lgroup
-	l    *loop
-	fd   int
-	idx  int           // in l.lsocks
-	gone chan struct{} // closed once the loop no longer has fd
+	g       *lgroup
+	l       *loop
+	fd      int
+	idx     int           // in l.lsocks
+	gone    chan struct{} // closed once the loop no longer has fd
+	paused  bool          // out of the epoll set for a while (EMFILE and the like)
+	backoff time.Duration // the last pause
 }
 
 // listenOnLoops starts the loops accepting from ln, learning the socket
 // options from nc, the connection Go just accepted. It returns nil when ln
-// is not a plain TCP or Unix stream listener.
+// is not a plain TCP or Unix (stream or seqpacket) listener, or when Admit
+// may block.
 func (e *Engine) listenOnLoops(ln net.Listener, nc net.Conn, f proto.Factory, o *engine.Options) *lgroup {
-	g := &lgroup{f: f, o: o, mu: make(chanMutex, 1)}
+	if o.AdmitMayBlock {
+		return nil
+	}
+	g := &lgroup{f: f, o: o, ctl: -1}
 	switch ln.(type) {
 	case *net.TCPListener:
 		if _, ok := nc.(*net.TCPConn); !ok {
@@ -91,14 +105,11 @@ func (e *Engine) listenOnLoops(ln net.Listener, nc net.Conn, f proto.Factory, o 
 		if !ok {
 			return nil
 		}
-		// Peers are mostly unnamed: every connection the loops accept
-		// gets the address Go gave this one's peer, and the loops accept
-		// only while peers are unnamed (accept checks each).
-		ra := u.RemoteAddr()
-		if ua, ok := ra.(*net.UnixAddr); ok && ua != nil && ua.Name != "@" && ua.Name != "" {
-			return nil // a named peer: the shared address would be its own
-		}
-		g.local, g.remote = u.LocalAddr(), ra
+		// Peers are mostly unnamed: those the loops accept share one
+		// address, the one Go gives an unnamed peer ("@"); a named peer
+		// gets its own (addresses).
+		g.local = u.LocalAddr()
+		g.remote = &net.UnixAddr{Name: "@", Net: ln.Addr().Network()}
 		g.packet = ln.Addr().Network() == "unixpacket"
 	default:
 		return nil
@@ -132,6 +143,10 @@ func (e *Engine) listenOnLoops(ln net.Listener, nc net.Conn, f proto.Factory, o 
 	if err != nil {
 		return nil
 	}
+	var derr error
+	if cerr := lsc.Control(func(fd uintptr) { g.ctl, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); cerr != nil || derr != nil {
+		return nil
+	}
 	for _, l := range e.loops {
 		var dup int
 		var derr error
@@ -148,12 +163,26 @@ func (e *Engine) listenOnLoops(ln net.Listener, nc net.Conn, f proto.Factory, o 
 	return g
 }
 
-// stop takes the group's sockets off their loops (ln was closed, or serving
-// ended) and waits until they are closed, so that once ServeListener has
-// returned the listening socket is gone and new connections are refused. A
-// loop busy in a long callback is waited for at most a second; it closes its
-// duplicate when it gets to the task.
+// close makes the loops accept no more at once: the listening socket is
+// shut down (new connections are refused; shutdown(2) acts on the socket,
+// so on every duplicate) and the loops check closed before each accept4.
+func (g *lgroup) close() {
+	if !g.closed.CompareAndSwap(false, true) {
+		return
+	}
+	if g.ctl >= 0 {
+		_ = unix.Shutdown(g.ctl, unix.SHUT_RD)
+		unix.Close(g.ctl)
+		g.ctl = -1
+	}
+}
+
+// stop closes the group and takes its sockets off their loops (ln was
+// closed, or serving ended), waiting until they are closed. A loop busy in a
+// long callback is waited for at most a second; it closes its duplicate when
+// it gets to the task (the socket refuses connections from close on).
 func (g *lgroup) stop() {
+	g.close()
 	for _, s := range g.socks {
 		s.l.post(func() { s.l.removeListener(s) }) // refused: the loop ended and closed it
 	}
@@ -197,9 +226,12 @@ func (l *loop) removeListener(s *lsock) {
 	if s.fd < 0 || s.idx >= len(l.lsocks) || l.lsocks[s.idx] != s {
 		return
 	}
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+	if !s.paused {
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+	}
 	unix.Close(s.fd)
 	s.fd = -1
+	s.paused = false
 	close(s.gone)
 	l.lsocks[s.idx] = nil
 	for len(l.lsocks) > 0 && l.lsocks[len(l.lsocks)-1] == nil {
@@ -238,30 +270,32 @@ const maxAcceptBatch = 64
 func (l *loop) accept(s *lsock) {
 	g := s.g
 	for i := 0; i < maxAcceptBatch; i++ {
+		if g.closed.Load() || l.e.stopped.Load() {
+			return // ServeListener or Shutdown takes the socket away
+		}
 		var rsa unix.RawSockaddrAny
 		fd, err := rawio.Accept4(s.fd, &rsa)
 		switch err {
 		case nil:
+			s.backoff = 0
 		case unix.EAGAIN:
 			return
-		case unix.EINTR, unix.ECONNABORTED:
-			continue
+		case unix.EINTR, unix.ECONNABORTED, unix.EPROTO, unix.EPERM,
+			unix.ENETDOWN, unix.ENETUNREACH, unix.EHOSTDOWN, unix.EHOSTUNREACH,
+			unix.ENONET, unix.ENOPROTOOPT, unix.EOPNOTSUPP:
+			continue // that connection's trouble (accept(2)): take the next
+		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+			l.pauseListener(s, err)
+			return
 		default:
-			// Out of descriptors or memory: leave accepting to
-			// ServeListener's own loop, which logs and backs off.
-			g.o.Logger.Debug("accepting on the event loop stopped; Go's accept goes on", "err", err)
+			// The socket no longer listens (shut down, closed): leave it.
+			g.o.Logger.Debug("accepting on the event loop ended", "err", err)
 			l.removeListener(s)
 			return
 		}
-		if l.e.isStopping() {
-			unix.Close(fd)
-			continue
-		}
-		l.e.loopAccepts.Add(1)
-		g.accepted.Add(1)
 		c := &conn{fd: fd, packet: g.packet, o: g.o}
 		if !g.addresses(c, fd, &rsa) {
-			g.o.Logger.Warn("accepted a socket with an address of an unexpected family; closed", "family", rsa.Addr.Family)
+			g.o.Logger.Warn("cannot read an accepted socket's addresses; closed", "family", rsa.Addr.Family)
 			unix.Close(fd)
 			continue
 		}
@@ -276,9 +310,36 @@ func (l *loop) accept(s *lsock) {
 			}
 			c.release = release
 		}
+		l.e.loopAccepts.Add(1)
+		g.accepted.Add(1)
 		l.e.addLive(l)
 		l.open(c, g.f)
 	}
+}
+
+// pauseListener takes s out of the loop's epoll set for a while when the
+// process or the system is out of descriptors or memory: the registration
+// is level-triggered, and the pending connection would wake the loop again
+// at once. It comes back after a backoff (10 ms doubling to 1 s), logged;
+// Go's accept goes on meanwhile with its own backoff.
+func (l *loop) pauseListener(s *lsock, err error) {
+	if s.paused || s.fd < 0 {
+		return
+	}
+	s.backoff = min(max(2*s.backoff, 10*time.Millisecond), time.Second)
+	s.g.o.Logger.Warn("accept failed; backing off", "err", err, "retry_in", s.backoff)
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+	s.paused = true
+	l.addTimer(s.backoff, func() {
+		if !s.paused || s.fd < 0 {
+			return
+		}
+		s.paused = false
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(s.fd), Pad: int32(-2 - s.idx)}
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+			l.removeListener(s)
+		}
+	})
 }
 
 // addresses fills in c's addresses from the accepted socket: the peer's
@@ -312,13 +373,13 @@ func (g *lgroup) addresses(c *conn, fd int, rsa *unix.RawSockaddrAny) bool {
 		return true
 	}
 	c.rip, c.rport, c.rkind = ip, port, kind
-	g.mu.lock()
+	g.mu.Lock()
 	if g.last == nil || g.lastLocal != lip || g.lastPort != lport || g.lastKind != lkind {
 		g.last = &endpoints{local: zoned(lip, lport, lkind, 0)}
 		g.lastLocal, g.lastPort, g.lastKind = lip, lport, lkind
 	}
 	c.ep = g.last
-	g.mu.unlock()
+	g.mu.Unlock()
 	return true
 }
 
@@ -338,11 +399,11 @@ func zoned(ip [16]byte, port uint16, kind uint8, scope uint32) *net.TCPAddr {
 }
 
 func (g *lgroup) endpointsUnix() *endpoints {
-	g.mu.lock()
+	g.mu.Lock()
 	if g.last == nil {
 		g.last = &endpoints{local: g.local, remote: g.remote}
 	}
 	ep := g.last
-	g.mu.unlock()
+	g.mu.Unlock()
 	return ep
 }

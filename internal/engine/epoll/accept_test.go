@@ -13,6 +13,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -215,5 +216,53 @@ func TestClosedListenerRefusesOnceServeListenerReturns(t *testing.T) {
 	for _, c := range conns {
 		roundTrip(t, c, "still here\n")
 		c.Close()
+	}
+}
+
+// An Admit that may block (a server with a Verify hook) is never called on
+// a loop: the loops do not accept, and it is called one at a time.
+func TestAdmitThatMayBlockKeepsAcceptingOffTheLoops(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(engine.Config{Loops: 2, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	var inAdmit, overlapped atomic.Int32
+	opts := engine.Options{
+		Logger:        quiet,
+		AdmitMayBlock: true,
+		Admit: func(local, remote net.Addr) (func(), bool) {
+			if inAdmit.Add(1) > 1 {
+				overlapped.Add(1)
+			}
+			time.Sleep(time.Millisecond)
+			inAdmit.Add(-1)
+			return nil, true
+		},
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- e.ServeListener(ln, func(proto.ConnInfo) proto.Protocol { return &sockProbe{} }, opts)
+	}()
+	var conns []net.Conn
+	for i := 0; i < 20; i++ {
+		conns = append(conns, echoOnce(t, "tcp4", ln.Addr().String()))
+	}
+	if n := e.loopAccepts.Load(); n != 0 {
+		t.Fatalf("the loops accepted %d connections with an Admit that may block", n)
+	}
+	if overlapped.Load() != 0 {
+		t.Fatal("Admit ran concurrently")
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	ln.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

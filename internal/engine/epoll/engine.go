@@ -36,7 +36,8 @@ type Engine struct {
 	loops     []*loop
 	addrs     addrCache
 
-	loopAccepts atomic.Int64 // connections the loops accepted themselves (tests)
+	loopAccepts atomic.Int64 // connections the loops accepted and admitted (tests)
+	stopped     atomic.Bool  // stopping, readable without mu (the loops' accept)
 
 	mu       sync.Mutex
 	stopping bool
@@ -127,6 +128,9 @@ func (e *Engine) ServeListener(ln net.Listener, f proto.Factory, opts engine.Opt
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
+			if onLoops != nil && (errors.Is(err, net.ErrClosed) || e.isStopping() || !engine.Temporary(err)) {
+				onLoops.close() // the loops stop accepting now, not when they get to it
+			}
 			if errors.Is(err, net.ErrClosed) || e.isStopping() {
 				return nil
 			}
@@ -369,6 +373,7 @@ func (e *Engine) ServePacket(pc net.PacketConn, p proto.DatagramProtocol, o engi
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	e.stopping = true
+	e.stopped.Store(true)
 	e.mu.Unlock()
 	e.startOnce.Do(func() {}) // wait for a start in progress; none after this
 	var self *loop
@@ -492,6 +497,7 @@ func (e *Engine) stopLoops(self *loop) {
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	e.stopping = true
+	e.stopped.Store(true)
 	e.mu.Unlock()
 	e.startOnce.Do(func() {})
 	var self *loop

@@ -124,7 +124,9 @@ func (w *wheel) advance(now time.Time, fire func(*timer)) {
 	w.cur = target
 	w.rescan()
 	for i, t := range due {
-		fire(t) // may re-arm t, or others
+		if !t.inWheel { // an earlier callback of this batch may have re-armed it
+			fire(t) // may re-arm t, or others
+		}
 		due[i] = nil
 	}
 	w.due = due[:0]
