@@ -87,8 +87,9 @@ type PipeConfig struct {
 	Addr string
 	// Linger bounds the wait for more input once the peer has closed: the
 	// input keeps going to the peer (it may have only half-closed) until it
-	// ends or has had nothing new for Linger (what was read is always sent,
-	// however slowly the peer takes it). On udp and unixgram it is how long
+	// ends or has had nothing new for Linger; what was read is still sent,
+	// however slowly the peer takes it, unless the peer takes nothing for 30
+	// lingers. On udp and unixgram it is how long
 	// to wait for late datagrams after the input ends. Zero means
 	// DefaultLinger. An input that is a regular file is always sent whole.
 	Linger time.Duration
@@ -220,6 +221,7 @@ type countingReader struct {
 	r       io.Reader
 	n       atomic.Int64
 	waiting atomic.Bool
+	blocked int // linger ticks the copy has spent sending without progress
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
@@ -230,17 +232,27 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// maxSendStall is how many lingers a copy may spend blocked sending, after
+// the peer's EOF, before the session ends: a peer that half-closed and then
+// stopped reading (or vanished) must not hold the session for ever.
+const maxSendStall = 30
+
 // stalled reports, at a linger tick after the peer closed its side, whether
 // the input has stopped: nothing new since *seen and the copy waiting for
 // more. A copy blocked sending what it already read (a peer that reads
-// slowly) is not stalled: ending then would lose those bytes.
+// slowly) is not stalled, ending then would lose those bytes, unless it has
+// made no progress for maxSendStall lingers.
 func (c *countingReader) stalled(seen *int64) bool {
 	n := c.n.Load()
-	if n != *seen || !c.waiting.Load() {
-		*seen = n
+	if n != *seen {
+		*seen, c.blocked = n, 0
 		return false
 	}
-	return true
+	if c.waiting.Load() {
+		return true
+	}
+	c.blocked++
+	return c.blocked >= maxSendStall
 }
 
 // isRegularFile reports whether r is an *os.File on a regular file (whose

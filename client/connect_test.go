@@ -426,3 +426,42 @@ func TestPipeKeepsSendingToASlowPeerThatHalfClosed(t *testing.T) {
 		t.Fatal("the peer did not finish")
 	}
 }
+
+// The other side of the same rule: a peer that half-closes and never reads
+// ends the session after maxSendStall lingers instead of holding it.
+func TestPipeEndsWhenAHalfClosedPeerNeverReads(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	hold := make(chan struct{})
+	defer close(hold)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.(*net.TCPConn).CloseWrite()
+		<-hold // never reads
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := io.MultiReader(bytes.NewReader(make([]byte, 64<<20)))
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		done <- client.Pipe(context.Background(), c, in, io.Discard, client.PipeConfig{Linger: 20 * time.Millisecond})
+	}()
+	select {
+	case <-done:
+		if d := time.Since(start); d < 300*time.Millisecond {
+			t.Fatalf("ended after %v: sooner than 30 lingers of 20 ms", d)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Pipe still running 15 s after the peer stopped reading")
+	}
+}
