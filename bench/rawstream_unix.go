@@ -30,13 +30,8 @@ type rawStream struct {
 // fastStream returns c read and written through raw system calls, or c
 // itself when it has no raw socket (TLS).
 func fastStream(c net.Conn) net.Conn {
-	switch c.(type) {
-	case *net.TCPConn, *net.UnixConn:
-	default:
-		return c
-	}
-	rc, err := c.(syscall.Conn).SyscallConn()
-	if err != nil {
+	rc := rawio.SocketOf(c)
+	if rc == nil {
 		return c
 	}
 	s := &rawStream{Conn: c, rc: rc}

@@ -258,3 +258,28 @@ func dupListener(t *testing.T, ln net.Listener) int {
 	t.Cleanup(func() { unix.Close(fd) })
 	return fd
 }
+
+func TestSocketOfTakesOnlyGosOwnSockets(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.DialTimeout("tcp4", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if SocketOf(c) == nil {
+		t.Fatal("a *net.TCPConn has no raw socket")
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if SocketOf(a) != nil {
+		t.Fatal("net.Pipe has a raw socket")
+	}
+	if SocketOf(struct{ net.Conn }{c}) != nil {
+		t.Fatal("a wrapper of a TCP connection was taken for Go's own socket")
+	}
+}

@@ -11,13 +11,13 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/sockit/sockit/internal/engine"
 	"github.com/sockit/sockit/internal/engine/goroutine"
+	"github.com/sockit/sockit/internal/rawio"
 	"github.com/sockit/sockit/proto"
 )
 
@@ -258,18 +258,9 @@ func sameAddr(x, y net.Addr) bool {
 // detach takes the socket out of nc: a duplicate of its descriptor (still
 // non-blocking) is returned and nc is closed.
 func detach(nc net.Conn) (fd int, packet bool, err error) {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return -1, false, errors.New("no raw socket")
-	}
-	switch nc.(type) {
-	case *net.TCPConn, *net.UnixConn:
-	default:
-		return -1, false, errors.New("not a plain socket")
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return -1, false, err
+	rc := rawio.SocketOf(nc)
+	if rc == nil {
+		return -1, false, errors.New("not one of Go's own TCP or Unix sockets")
 	}
 	var dupErr error
 	cerr := rc.Control(func(s uintptr) {

@@ -16,14 +16,8 @@ import (
 // goroutine, which saves a goroutine hand-off per reply on the common
 // request/response path.
 func directWriter(nc net.Conn) func(b []byte) (int, error) {
-	switch nc.(type) {
-	case *net.TCPConn, *net.UnixConn: // Go's: non-blocking, so a raw write never blocks
-	default:
-		return nil
-	}
-	sc := nc.(syscall.Conn)
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawio.SocketOf(nc) // Go's non-blocking socket: a raw write never blocks
+	if rc == nil {
 		return nil
 	}
 	d := &direct{rc: rc}

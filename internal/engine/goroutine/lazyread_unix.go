@@ -53,13 +53,8 @@ type lazyReader struct {
 // newLazyReader returns a reader for nc, or nil when nc has no raw socket
 // (TLS, a wrapper).
 func newLazyReader(nc net.Conn) *lazyReader {
-	switch nc.(type) {
-	case *net.TCPConn, *net.UnixConn:
-	default:
-		return nil
-	}
-	rc, err := nc.(syscall.Conn).SyscallConn()
-	if err != nil {
+	rc := rawio.SocketOf(nc)
+	if rc == nil {
 		return nil
 	}
 	r := &lazyReader{nc: nc, rc: rc}
