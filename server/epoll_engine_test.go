@@ -155,14 +155,7 @@ func TestEpollPauseResumeInOrderWithOffLoopWriter(t *testing.T) {
 		t.Fatalf("read the queued rest: %v", err)
 	}
 	conntest.Eventually(t, 5*time.Second, "buffer drained", func() bool { return h.T.BufferedAmount() == 0 })
-	// Let any posted callback run: a round trip through the loop's queue.
-	done := make(chan struct{})
-	h.T.AfterFunc(0, func() { close(done) })
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("loop stuck")
-	}
+	loopRoundTrip(t, h.T)
 	checkAlternating(t, pauseResumeEvents(h), false)
 }
 
@@ -216,13 +209,7 @@ func TestEpollPauseResumeAlternateUnderConcurrentWriters(t *testing.T) {
 	if err := <-readDone; err != nil {
 		t.Fatalf("reader: %v", err)
 	}
-	done := make(chan struct{})
-	tr.AfterFunc(0, func() { close(done) })
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("loop stuck")
-	}
+	loopRoundTrip(t, tr)
 	checkAlternating(t, pauseResumeEvents(h), false)
 }
 
@@ -367,4 +354,17 @@ func TestEpollUnixpacketOversizedRecordNotTruncatedSilently(t *testing.T) {
 		t.Fatal(err)
 	}
 	conntest.Eventually(t, 5*time.Second, "64 KiB record delivered", func() bool { return len(h2.Received()) == 64<<10 })
+}
+
+// loopRoundTrip waits until the connection's loop has run everything posted
+// to it before: a timer of 0 runs after them (bounded).
+func loopRoundTrip(t *testing.T, tr proto.Transport) {
+	t.Helper()
+	done := make(chan struct{})
+	tr.AfterFunc(0, func() { close(done) })
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("loop stuck")
+	}
 }

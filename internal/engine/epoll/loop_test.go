@@ -44,13 +44,18 @@ func newTestEngine(t *testing.T) (*Engine, *loop) {
 // pair returns a connected loopback TCP pair: the server side (to hand to the
 // engine) and the client side (closed when the test ends).
 func pair(t *testing.T) (server, client net.Conn) {
+	return dialPair(t, net.Dialer{Timeout: 5 * time.Second})
+}
+
+// dialPair is pair with the client dialed by d.
+func dialPair(t *testing.T, d net.Dialer) (server, client net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	client, err = net.DialTimeout("tcp4", ln.Addr().String(), 5*time.Second)
+	client, err = d.Dial("tcp4", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,26 +322,11 @@ func TestCloseTwiceWritesNothingToAReusedEventfd(t *testing.T) {
 // burst of a few KiB already fills them.
 func smallBufferPair(t *testing.T) (server, client net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+	server, client = dialPair(t, net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) {
 			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 2<<10)
 		})
-	}}
-	client, err = d.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	_ = client.SetDeadline(time.Now().Add(10 * time.Second))
-	server, err = ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	}})
 	_ = server.(*net.TCPConn).SetWriteBuffer(2 << 10)
 	return server, client
 }
