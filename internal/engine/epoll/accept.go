@@ -4,8 +4,8 @@ package epoll
 
 import (
 	"net"
+	"net/netip"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -56,20 +56,14 @@ type lgroup struct {
 	tcp      bool
 	packet   bool // unixpacket
 	sopts    []sockOpt
+	local    net.Addr // Unix: the listener's address
 	remote   net.Addr // Unix: the shared address of unnamed peers
+	addrs    *addrCache
 
 	closed atomic.Bool // the listener is closed or serving ended: accept no more
 	ctl    int         // the group's own duplicate of the listener, for shutdown(2)
 
-	// last is the endpoints of the last connection accepted, shared by the
-	// next one when its local address is the same; loop goroutines.
-	mu        sync.Mutex
-	last      *endpoints
-	lastLocal [16]byte
-	lastPort  uint16
-	lastKind  uint8
-	local     net.Addr // Unix: the listener's address
-	socks     []*lsock
+	socks []*lsock
 }
 
 type sockOpt struct{ level, name, value int }
@@ -93,7 +87,7 @@ func (e *Engine) listenOnLoops(ln net.Listener, nc net.Conn, f proto.Factory, o 
 	if o.AdmitMayBlock {
 		return nil
 	}
-	g := &lgroup{f: f, o: o, ctl: -1}
+	g := &lgroup{f: f, o: o, ctl: -1, addrs: &e.addrs}
 	switch ln.(type) {
 	case *net.TCPListener:
 		if _, ok := nc.(*net.TCPConn); !ok {
@@ -353,7 +347,7 @@ func (g *lgroup) addresses(c *conn, fd int, rsa *unix.RawSockaddrAny) bool {
 			return false
 		}
 		if path == "" { // unnamed, like almost every client
-			c.ep = g.endpointsUnix()
+			c.ep = g.addrs.share(g.local, g.remote)
 		} else {
 			c.ep = &endpoints{local: g.local, remote: &net.UnixAddr{Name: path, Net: g.local.Network()}}
 		}
@@ -373,13 +367,11 @@ func (g *lgroup) addresses(c *conn, fd int, rsa *unix.RawSockaddrAny) bool {
 		return true
 	}
 	c.rip, c.rport, c.rkind = ip, port, kind
-	g.mu.Lock()
-	if g.last == nil || g.lastLocal != lip || g.lastPort != lport || g.lastKind != lkind {
-		g.last = &endpoints{local: zoned(lip, lport, lkind, 0)}
-		g.lastLocal, g.lastPort, g.lastKind = lip, lport, lkind
+	local := netip.AddrPortFrom(netip.AddrFrom16(lip), lport)
+	if lkind == 4 {
+		local = netip.AddrPortFrom(local.Addr().Unmap(), lport)
 	}
-	c.ep = g.last
-	g.mu.Unlock()
+	c.ep = g.addrs.shareIP(local, func() net.Addr { return zoned(lip, lport, lkind, 0) })
 	return true
 }
 
@@ -396,14 +388,4 @@ func zoned(ip [16]byte, port uint16, kind uint8, scope uint32) *net.TCPAddr {
 		}
 	}
 	return a
-}
-
-func (g *lgroup) endpointsUnix() *endpoints {
-	g.mu.Lock()
-	if g.last == nil {
-		g.last = &endpoints{local: g.local, remote: g.remote}
-	}
-	ep := g.last
-	g.mu.Unlock()
-	return ep
 }

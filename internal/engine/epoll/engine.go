@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -192,7 +193,7 @@ func (e *Engine) serveConn(nc net.Conn, f proto.Factory, o *engine.Options, rele
 		return e.fallback.ServeConn(nc, f, *o, release)
 	}
 	c := &conn{fd: fd, packet: packet, o: o, release: release}
-	e.addrs.share(c, nc.LocalAddr(), nc.RemoteAddr())
+	e.addrs.fill(c, nc.LocalAddr(), nc.RemoteAddr())
 	// Round robin, skipping a loop that has ended (its epoll wait failed).
 	first := int(e.next.Add(1))
 	for i := 0; i < len(e.loops); i++ {
@@ -214,31 +215,52 @@ func (e *Engine) serveConn(nc net.Conn, f proto.Factory, o *engine.Options, rele
 // accepted on one address have equal local addresses, and Unix peers are
 // mostly unnamed, so a connection takes the endpoints value of the one
 // before when the addresses are equal. An IP peer is kept in the conn itself
-// (rip, rport, rkind).
+// (rip, rport, rkind). Used by ServeListener's goroutine and, for what they
+// accept, by the loops.
 type addrCache struct {
-	mu   sync.Mutex
-	last *endpoints
+	mu     sync.Mutex
+	last   *endpoints
+	lastIP netip.AddrPort // last.local as an AddrPort when last is shareIP's
 }
 
-// share fills in c's addresses.
-func (a *addrCache) share(c *conn, local, remote net.Addr) {
+// shareIP returns the endpoints of a connection with an IP peer on local,
+// making the local net.Addr with mk only when the last one differs.
+func (a *addrCache) shareIP(local netip.AddrPort, mk func() net.Addr) *endpoints {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.last == nil || !a.lastIP.IsValid() || a.lastIP != local {
+		a.last, a.lastIP = &endpoints{local: mk()}, local
+	}
+	return a.last
+}
+
+// share returns the endpoints of local and remote (nil for an IP peer).
+func (a *addrCache) share(local, remote net.Addr) *endpoints {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if l := a.last; l == nil || !sameAddr(l.local, local) || !sameAddr(l.remote, remote) {
+		a.last, a.lastIP = &endpoints{local: local, remote: remote}, netip.AddrPort{}
+	}
+	return a.last
+}
+
+// fill sets the addresses of c, accepted through Go: an IP peer inline, the
+// rest shared.
+func (a *addrCache) fill(c *conn, local, remote net.Addr) {
 	if t, ok := remote.(*net.TCPAddr); ok && t.Zone == "" {
 		if ap := t.AddrPort(); ap.IsValid() {
 			c.rip, c.rport, c.rkind = ap.Addr().As16(), ap.Port(), 16
 			if ap.Addr().Is4() {
 				c.rkind = 4
 			}
+			if l, ok := local.(*net.TCPAddr); ok && l.Zone == "" && l.AddrPort().IsValid() {
+				c.ep = a.shareIP(l.AddrPort(), func() net.Addr { return local })
+				return
+			}
 			remote = nil
 		}
 	}
-	a.mu.Lock()
-	if l := a.last; l != nil && sameAddr(l.local, local) && sameAddr(l.remote, remote) {
-		c.ep = l
-	} else {
-		c.ep = &endpoints{local: local, remote: remote}
-		a.last = c.ep
-	}
-	a.mu.Unlock()
+	c.ep = a.share(local, remote)
 }
 
 func sameAddr(x, y net.Addr) bool {
