@@ -2,7 +2,8 @@
 
 # bench_workdir NAME: sets ROOT (the repository), WORK (a fresh temporary
 # directory), OUT (--out, else WORK) and RESULTS (OUT/results.tsv, emptied);
-# on exit stops the server still running and removes WORK unless it is OUT.
+# on exit stops the server still running and removes WORK, or, when WORK is
+# OUT, the binaries in it.
 # Raises the open-file soft limit to the hard one (1,000 connections need
 # 2,000 descriptors on loopback, both ends ours and the server's; the hard
 # limit here is 20,000 per process).
@@ -20,7 +21,12 @@ bench_workdir() {
 
 bench_cleanup() {
 	if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-	[ "$OUT" = "$WORK" ] || rm -rf "$WORK"
+	if [ "$OUT" = "$WORK" ]; then
+		# The results stay; the binaries built for the run (~35 MB) go.
+		find "$WORK" -maxdepth 1 -type f -perm -u+x -delete 2>/dev/null || true
+	else
+		rm -rf "$WORK"
+	fi
 }
 
 # stop_server: stops the server started last.
