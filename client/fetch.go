@@ -22,6 +22,9 @@ const (
 	DefaultFetchConcurrency = 10
 	// MaxExpandedURLs bounds what ExpandRanges produces from one pattern.
 	MaxExpandedURLs = 1 << 20
+	// MaxExpandedBytes bounds the total length of those URLs: a long
+	// pattern with a large range is refused before it is expanded.
+	MaxExpandedBytes = 256 << 20
 )
 
 // ErrBadRange is what ExpandRanges' errors match with errors.Is.
@@ -282,7 +285,8 @@ func classifyFetch(err error) FailureKind {
 // descending; zero-padded to the width of the wider bound when either bound
 // has a leading zero, as in {01..20}) into the URLs it stands for, the
 // rightmost range varying fastest. Braces that are not a range are kept as
-// they are. More than MaxExpandedURLs results is an error.
+// they are. More than MaxExpandedURLs results, or more than MaxExpandedBytes
+// of them in all, is an error.
 func ExpandRanges(pattern string) ([]string, error) {
 	type piece struct {
 		lit        string
@@ -331,6 +335,11 @@ func ExpandRanges(pattern string) ([]string, error) {
 		rest = rest[j+1:]
 	}
 	pieces = append(pieces, piece{lit: lit.String()})
+	// No URL is longer than the pattern: a range's digits are never more
+	// than its "{N..M}".
+	if len(pattern) > MaxExpandedBytes/total {
+		return nil, fmt.Errorf("%w: %q would expand to more than %d MiB of URLs", ErrBadRange, truncate(pattern, 80), MaxExpandedBytes>>20)
+	}
 	out := []string{""}
 	for _, p := range pieces {
 		if !p.isRange {
@@ -390,4 +399,12 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// truncate shortens s for an error message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

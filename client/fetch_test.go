@@ -62,6 +62,9 @@ func FuzzExpandRanges(f *testing.F) {
 		if len(out) == 0 || len(out) > client.MaxExpandedURLs {
 			t.Fatalf("ExpandRanges(%q) gave %d URLs", s, len(out))
 		}
+		if n := len(out) * len(out[0]); n > client.MaxExpandedBytes {
+			t.Fatalf("ExpandRanges gave about %d bytes of URLs", n)
+		}
 		if !strings.Contains(s, "..") && (len(out) != 1 || out[0] != s) {
 			t.Fatalf("ExpandRanges(%q) = %q, want it unchanged", s, out)
 		}
@@ -198,4 +201,20 @@ type roundTripStarted struct {
 func (r roundTripStarted) RoundTrip(req *http.Request) (*http.Response, error) {
 	r.started()
 	return r.rt.RoundTrip(req)
+}
+
+// A long pattern with a large range would be gigabytes of URLs: refused
+// before anything is expanded (the fuzzer's input, made readable).
+func TestExpandRangesRefusesTooManyBytes(t *testing.T) {
+	long := "http://h/" + strings.Repeat("x", 4096) + "/{0..999999}"
+	start := time.Now()
+	if _, err := client.ExpandRanges(long); !errors.Is(err, client.ErrBadRange) {
+		t.Fatalf("ExpandRanges of ~4 GB of URLs: %v, want ErrBadRange", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("refusing took %v: it expanded first", d)
+	}
+	if out, err := client.ExpandRanges("http://h/{0..999999}"); err != nil || len(out) != 1000000 {
+		t.Fatalf("a million short URLs: %d, %v", len(out), err)
+	}
 }
