@@ -139,6 +139,12 @@ func (ss *session) fillSend(now int64) ([]byte, int) {
 	return ss.out[:k*len(ss.s.wire)], k
 }
 
+// awaitsOnly reports whether the messages in flight are exactly the k bytes
+// about to be written: no earlier echo is still owed, not even in part.
+func (ss *session) awaitsOnly(k int) bool {
+	return ss.n*len(ss.s.wire) == k && ss.rawGot == 0 && (ss.dec == nil || ss.dec.Buffered() == 0)
+}
+
 // wait is how long until the next intended send (rate mode), or 0.
 func (ss *session) wait(now int64) time.Duration {
 	if ss.interval == 0 || ss.next <= now {

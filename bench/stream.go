@@ -119,21 +119,28 @@ func (r *runner) waitFor(t *time.Timer, d time.Duration) bool {
 // in between, well under a microsecond, so a latency may be over-stated by
 // that much, never under-stated).
 func (r *runner) pump(ss *session, c net.Conn, buf []byte, timer *time.Timer) error {
+	x, _ := c.(exchanger)
 	now := r.clk.now()
 	for !r.isStopped() {
-		if out := ss.fill(now); len(out) > 0 {
-			if _, err := c.Write(out); err != nil {
-				return err
+		var n int
+		var err error
+		if out := ss.fill(now); x != nil && len(out) > 0 && ss.awaitsOnly(len(out)) {
+			n, err = x.exchange(out, buf)
+		} else {
+			if len(out) > 0 {
+				if _, err := c.Write(out); err != nil {
+					return err
+				}
 			}
-		}
-		if ss.n == 0 {
-			if !r.waitFor(timer, ss.wait(now)) {
-				return nil
+			if ss.n == 0 {
+				if !r.waitFor(timer, ss.wait(now)) {
+					return nil
+				}
+				now = r.clk.now()
+				continue
 			}
-			now = r.clk.now()
-			continue
+			n, err = c.Read(buf)
 		}
-		n, err := c.Read(buf)
 		now = r.clk.now()
 		if n > 0 {
 			if e := ss.received(buf[:n], now); e != nil {
@@ -148,6 +155,12 @@ func (r *runner) pump(ss *session, c net.Conn, buf []byte, timer *time.Timer) er
 		}
 	}
 	return nil
+}
+
+// exchanger is a stream that writes messages and waits for their answers
+// in one step (rawStream.exchange).
+type exchanger interface {
+	exchange(out, p []byte) (int, error)
 }
 
 // pumpSend writes messages one way, coalesced into writes of about 64 KiB
