@@ -6,13 +6,17 @@
 # stdlib echo server (bench/peers/stdecho) on loopback, 1,000 connections.
 #
 # Cells: pingpong (--mode echo, 64 B) and pipeline (--mode pipeline
-# --depth 16, 64 B; the client writes 16 messages at once and reads the 16
-# echoes back). Generators, in this order in every round (A B C):
-#   client           bench/peers/echoclient
+# --depth 16, 64 B). Generators, in this order in every round:
+#   client           bench/peers/echoclient; in pipeline with -batch: it
+#                    writes 16 messages at once and reads the 16 echoes back
+#   client-plain     (pipeline only) bench/peers/echoclient without -batch:
+#                    16 in flight, one write and one read per message
 #   bench-goroutine  sockit bench --engine goroutine
 #   bench-epoll      sockit bench --engine epoll
 # each against a fresh stdecho, --warmup then --duration. Ratios are taken
-# within a round (generator ÷ client) and printed as median (min–max).
+# within a round (generator ÷ client, and generator ÷ client-plain; in
+# pingpong the two clients are the same program doing the same thing, so
+# client stands for both) and printed as median (min–max).
 #
 # usage: bench/generator.sh [--rounds N] [--duration D] [--warmup D]
 #          [--cells pingpong,pipeline] [--conns N]
@@ -41,7 +45,7 @@ while [ $# -gt 0 ]; do
 	--sockit) SOCKIT=$2; shift 2 ;;
 	--baseline) BASELINE=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
-	-h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
 	*) echo "generator.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -92,8 +96,10 @@ measure() {
 	start_server
 	local json="$WORK/run.json" ok=1
 	case $gen in
-	client)
-		timeout "$LIMIT" "$WORK/echoclient" -addr "$EP" -conns "$CONNS" -size 64 -depth "$depth" \
+	client|client-plain)
+		local batch=-batch
+		[ "$gen" = client-plain ] && batch=-batch=false
+		timeout "$LIMIT" "$WORK/echoclient" -addr "$EP" -conns "$CONNS" -size 64 -depth "$depth" $batch \
 			-warmup "$WARMUP" -duration "$DURATION" >"$json" 2>"$WORK/gen.err" || ok=0 ;;
 	bench-*|base-*)
 		bin=$SOCKIT
@@ -121,13 +127,14 @@ print("\t".join(str(x) for x in sys.argv[2:5] + [d["messages_per_second"], cpu, 
 EOF
 }
 
-GENS=(client bench-goroutine bench-epoll)
+GENS=(client client-plain bench-goroutine bench-epoll)
 [ -n "$BASELINE" ] && GENS+=(base-goroutine base-epoll)
 IFS=, read -r -a cells <<<"$CELLS"
 echo "start $(date -u +%H:%M:%S) loadavg $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/load.txt" >&2
 for round in $(seq 1 "$ROUNDS"); do
 	for cell in "${cells[@]}"; do
 		for gen in "${GENS[@]}"; do
+			[ "$cell" = pingpong ] && [ "$gen" = client-plain ] && continue
 			echo "round $round/$ROUNDS $cell $gen (loadavg $(cut -d' ' -f1 /proc/loadavg))" >&2
 			measure "$round" "$cell" "$gen"
 		done
@@ -148,23 +155,28 @@ for r in rows:
         continue
     data.setdefault((cell, gen), {})[rnd] = {"mps": float(r[3]), "cpu": float(r[4]), "errs": int(float(r[5]))}
 
-def ratio(cell, gen, key):
-    a, b = data.get((cell, gen), {}), data.get((cell, "client"), {})
+def ratio(cell, gen, key, ref="client"):
+    a, b = data.get((cell, gen), {}), data.get((cell, ref), {})
+    if not b:
+        b = data.get((cell, "client"), {})  # pingpong: one client stands for both
     rs = [a[k][key] / b[k][key] for k in a if k in b and b[k][key] > 0]
     if not rs:
         return "-"
     return f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f})"
 
 print("".join("; " + l.strip() for l in open(sys.argv[2]))[2:])
-print("| cell | generator | msgs/s (median) | msgs/s ratio | CPU/msg µs (median) | CPU/msg ratio | errors |")
-print("|---|---|---:|---|---:|---|---:|")
+print("| cell | generator | msgs/s (median) | msgs/s ratio | CPU/msg µs (median) | CPU/msg ratio | CPU/msg ratio to client-plain | errors |")
+print("|---|---|---:|---|---:|---|---|---:|")
 for cell in cells:
     for gen in gens:
         runs = data.get((cell, gen))
+        if not runs and not any(r[1] == cell and r[2] == gen for r in rows):
+            continue  # not run in this cell (client-plain in pingpong)
         if not runs:
-            print(f"| {cell} | {gen} | n/a | | | | |")
+            print(f"| {cell} | {gen} | n/a | | | | | |")
             continue
         med = lambda k: statistics.median(x[k] for x in runs.values())
         print(f"| {cell} | {gen} | {med('mps'):,.0f} | {ratio(cell, gen, 'mps')} | {med('cpu'):.3f} | "
-              f"{ratio(cell, gen, 'cpu')} | {sum(x['errs'] for x in runs.values())} |")
+              f"{ratio(cell, gen, 'cpu')} | {ratio(cell, gen, 'cpu', 'client-plain')} | "
+              f"{sum(x['errs'] for x in runs.values())} |")
 EOF
