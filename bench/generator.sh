@@ -13,17 +13,24 @@
 #                    16 in flight, one write and one read per message
 #   bench-goroutine  sockit bench --engine goroutine
 #   bench-epoll      sockit bench --engine epoll
-# each against a fresh stdecho, --warmup then --duration. Ratios are taken
+# each against a fresh stdecho, --warmup then --duration. Beside each
+# generator's own messages/s the script samples the server's: the bytes it
+# wrote over the window (/proc/PID/io) ÷ 64 ("counted ÷ server's count").
+# Ratios are taken
 # within a round (generator ÷ client, and generator ÷ client-plain; in
 # pingpong the two clients are the same program doing the same thing, so
 # client stands for both) and printed as median (min–max).
 #
 # usage: bench/generator.sh [--rounds N] [--duration D] [--warmup D]
 #          [--cells pingpong,pipeline] [--conns N]
+#          [--server stdecho|asyncio] [--pin]
 #          [--sockit BIN] [--baseline BIN] [--out DIR]
+# --server asyncio drives the seed's asyncio echo server
+# (bench/peers/python/asyncio_echo.py) instead of stdecho;
+# --pin runs the server on CPU 0 and the generators on CPU 1 (taskset);
 # --sockit uses a prebuilt sockit instead of building this tree's;
 # --baseline BIN adds base-goroutine and base-epoll (the same runs with
-# another sockit binary, e.g. an older build) to every round, after C.
+# another sockit binary, e.g. an older build) to every round, after the rest.
 # Every run is bounded by `timeout` (warm-up + duration + 60 s).
 set -euo pipefail
 
@@ -35,6 +42,8 @@ CONNS=1000
 SOCKIT=""
 BASELINE=""
 OUT=""
+SERVER=stdecho
+PIN=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--rounds) ROUNDS=$2; shift 2 ;;
@@ -45,10 +54,19 @@ while [ $# -gt 0 ]; do
 	--sockit) SOCKIT=$2; shift 2 ;;
 	--baseline) BASELINE=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
-	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+	--server) SERVER=$2; shift 2 ;;
+	--pin) PIN=1; shift ;;
+	-h|--help) sed -n '2,34p' "$0"; exit 0 ;;
 	*) echo "generator.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
+
+case $SERVER in stdecho|asyncio) ;; *) echo "generator.sh: --server: stdecho or asyncio, not $SERVER" >&2; exit 2 ;; esac
+SPIN=() GPIN=()
+if [ "$PIN" = 1 ]; then
+	SPIN=(taskset -c 0)
+	GPIN=(taskset -c 1)
+fi
 
 . "$(dirname "$0")/lib.sh"
 bench_workdir generator
@@ -59,6 +77,18 @@ if [ -z "$SOCKIT" ]; then
 	SOCKIT=$WORK/sockit
 fi
 (cd "$ROOT/bench/peers" && go build -o "$WORK/" ./stdecho ./echoclient)
+
+seconds() { # a Go duration of s or ms to seconds, for sleep
+	case $1 in
+	*ms) awk -v v="${1%ms}" 'BEGIN { print v / 1000 }' ;;
+	*s) echo "${1%s}" ;;
+	*) echo "generator.sh: durations in s or ms, not $1" >&2; exit 2 ;;
+	esac
+}
+
+wchar() { # bytes process $1 has written so far (/proc/PID/io), or nothing
+	sed -n 's/^wchar: //p' "/proc/$1/io" 2>/dev/null
+}
 
 secs() { # a Go duration of s or ms to whole seconds, rounded up
 	case $1 in
@@ -72,14 +102,17 @@ LIMIT=$(($(secs "$WARMUP") + $(secs "$DURATION") + 60))
 start_server() {
 	local log="$WORK/server.out" i
 	: >"$log"
-	"$WORK/stdecho" -l 127.0.0.1:0 >"$log" 2>&1 &
+	case $SERVER in
+	stdecho) "${SPIN[@]}" "$WORK/stdecho" -l 127.0.0.1:0 >"$log" 2>&1 & ;;
+	asyncio) "${SPIN[@]}" python3 "$ROOT/bench/peers/python/asyncio_echo.py" 127.0.0.1 0 >"$log" 2>&1 & ;;
+	esac
 	SERVER_PID=$!
 	for i in $(seq 1 100); do
 		EP=$(sed -n 's/^listening tcp:\/\/\(.*\)$/\1/p' "$log" | head -1)
 		[ -n "$EP" ] && return 0
 		sleep 0.05
 	done
-	echo "generator.sh: stdecho did not start:" >&2
+	echo "generator.sh: $SERVER did not start:" >&2
 	cat "$log" >&2
 	exit 1
 }
@@ -94,21 +127,36 @@ measure() {
 	*) echo "generator.sh: unknown cell $cell" >&2; exit 2 ;;
 	esac
 	start_server
-	local json="$WORK/run.json" ok=1
+	local json="$WORK/run.json" ok=1 gpid
 	case $gen in
 	client|client-plain)
 		local batch=-batch
 		[ "$gen" = client-plain ] && batch=-batch=false
-		timeout "$LIMIT" "$WORK/echoclient" -addr "$EP" -conns "$CONNS" -size 64 -depth "$depth" $batch \
-			-warmup "$WARMUP" -duration "$DURATION" >"$json" 2>"$WORK/gen.err" || ok=0 ;;
+		"${GPIN[@]}" timeout "$LIMIT" "$WORK/echoclient" -addr "$EP" -conns "$CONNS" -size 64 -depth "$depth" $batch \
+			-warmup "$WARMUP" -duration "$DURATION" >"$json" 2>"$WORK/gen.err" &
+		gpid=$! ;;
 	bench-*|base-*)
 		bin=$SOCKIT
 		case $gen in base-*) bin=$BASELINE ;; esac
 		engine=${gen#*-}
-		timeout "$LIMIT" "$bin" bench "tcp://$EP" --mode "$mode" --depth "$depth" --size 64 \
+		"${GPIN[@]}" timeout "$LIMIT" "$bin" bench "tcp://$EP" --mode "$mode" --depth "$depth" --size 64 \
 			--conns "$CONNS" --engine "$engine" --warmup "$WARMUP" --duration "$DURATION" \
-			--progress never --json >"$json" 2>"$WORK/gen.err" || ok=0 ;;
+			--progress never --json >"$json" 2>"$WORK/gen.err" &
+		gpid=$! ;;
 	esac
+	# The server's own count, over about the generator's window: the bytes
+	# it wrote (wchar of /proc/PID/io, every byte an echo) ÷ 64. The window
+	# here starts at launch + warm-up, the generator's after its connections
+	# are up, so the two are a connection setup (~0.1 s) apart.
+	local w0 w1 t0 t1 smps=NA
+	sleep "$(seconds "$WARMUP")"
+	w0=$(wchar "$SERVER_PID"); t0=$(date +%s.%N)
+	sleep "$(seconds "$DURATION")"
+	w1=$(wchar "$SERVER_PID"); t1=$(date +%s.%N)
+	wait "$gpid" || ok=0
+	if [ -n "$w0" ] && [ -n "$w1" ]; then
+		smps=$(awk -v a="$w0" -v b="$w1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.0f", (b - a) / 64 / (t1 - t0) }')
+	fi
 	stop_server
 	if [ $ok = 0 ]; then
 		echo "generator.sh: $gen ($cell, round $round) failed:" >&2
@@ -116,21 +164,22 @@ measure() {
 		printf '%s\t%s\t%s\tNA\n' "$round" "$cell" "$gen" >>"$RESULTS"
 		return
 	fi
-	python3 - "$json" "$round" "$cell" "$gen" >>"$RESULTS" <<'EOF'
+	python3 - "$json" "$round" "$cell" "$gen" "$smps" >>"$RESULTS" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 if "generator" in d:
     cpu, errs = d["generator"]["cpu_per_message_us"], d["error_total"]
 else:
     cpu, errs = d["cpu_per_message_us"], 0
-print("\t".join(str(x) for x in sys.argv[2:5] + [d["messages_per_second"], cpu, errs]))
+print("\t".join(str(x) for x in sys.argv[2:5] + [d["messages_per_second"], cpu, errs, sys.argv[5]]))
 EOF
 }
 
 GENS=(client client-plain bench-goroutine bench-epoll)
 [ -n "$BASELINE" ] && GENS+=(base-goroutine base-epoll)
 IFS=, read -r -a cells <<<"$CELLS"
-echo "start $(date -u +%H:%M:%S) loadavg $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/load.txt" >&2
+echo "server $SERVER$([ "$PIN" = 1 ] && echo ', pinned: server CPU 0, generators CPU 1')" | tee "$OUT/load.txt" >&2
+echo "start $(date -u +%H:%M:%S) loadavg $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/load.txt" >&2
 for round in $(seq 1 "$ROUNDS"); do
 	for cell in "${cells[@]}"; do
 		for gen in "${GENS[@]}"; do
@@ -153,7 +202,8 @@ for r in rows:
     if gen not in gens: gens.append(gen)
     if r[3] == "NA":
         continue
-    data.setdefault((cell, gen), {})[rnd] = {"mps": float(r[3]), "cpu": float(r[4]), "errs": int(float(r[5]))}
+    data.setdefault((cell, gen), {})[rnd] = {"mps": float(r[3]), "cpu": float(r[4]), "errs": int(float(r[5])),
+                                             "srv": float(r[6]) if len(r) > 6 and r[6] != "NA" else 0}
 
 def ratio(cell, gen, key, ref="client"):
     a, b = data.get((cell, gen), {}), data.get((cell, ref), {})
@@ -165,18 +215,24 @@ def ratio(cell, gen, key, ref="client"):
     return f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f})"
 
 print("".join("; " + l.strip() for l in open(sys.argv[2]))[2:])
-print("| cell | generator | msgs/s (median) | msgs/s ratio | CPU/msg µs (median) | CPU/msg ratio | CPU/msg ratio to client-plain | errors |")
-print("|---|---|---:|---|---:|---|---|---:|")
+def counted(runs):
+    rs = [x["mps"] / x["srv"] for x in runs.values() if x["srv"] > 0]
+    if not rs:
+        return "-"
+    return f"{statistics.median(rs):.3f} ({min(rs):.3f}–{max(rs):.3f})"
+
+print("| cell | generator | msgs/s (median) | msgs/s ratio | counted ÷ server's count | CPU/msg µs (median) | CPU/msg ratio | CPU/msg ratio to client-plain | errors |")
+print("|---|---|---:|---|---|---:|---|---|---:|")
 for cell in cells:
     for gen in gens:
         runs = data.get((cell, gen))
         if not runs and not any(r[1] == cell and r[2] == gen for r in rows):
             continue  # not run in this cell (client-plain in pingpong)
         if not runs:
-            print(f"| {cell} | {gen} | n/a | | | | | |")
+            print(f"| {cell} | {gen} | n/a | | | | | | |")
             continue
         med = lambda k: statistics.median(x[k] for x in runs.values())
-        print(f"| {cell} | {gen} | {med('mps'):,.0f} | {ratio(cell, gen, 'mps')} | {med('cpu'):.3f} | "
+        print(f"| {cell} | {gen} | {med('mps'):,.0f} | {ratio(cell, gen, 'mps')} | {counted(runs)} | {med('cpu'):.3f} | "
               f"{ratio(cell, gen, 'cpu')} | {ratio(cell, gen, 'cpu', 'client-plain')} | "
               f"{sum(x['errs'] for x in runs.values())} |")
 EOF

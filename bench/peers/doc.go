@@ -8,7 +8,9 @@
 //     framework and no buffer beyond one array, the floor of what user
 //     space can do with epoll here;
 //   - echoclient: a minimal goroutine-per-connection echo client, the
-//     yardstick for sockit bench's own cost;
+//     yardstick for sockit bench's own cost; with -depth N it keeps N in
+//     flight, one write per message, or with -batch writes N at once and
+//     reads the N echoes back;
 //   - python/: the seeds' asyncio, selectors and socketserver echo servers.
 //
 // It is its own module so that the main module does not depend on netpoll.
