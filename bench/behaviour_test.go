@@ -109,6 +109,24 @@ func TestErrorsAreCounted(t *testing.T) {
 			echo(c, 0, 0)
 		}, "reset"},
 		{"close-mid-echo", func(n int, c net.Conn) { echo(c, 0, 50) }, "short"},
+		// Echo 20 messages, then half-close and keep reading: the FIN
+		// trails an echo, so the goroutine generator's exchange (which
+		// skips the read after its write) must still see it, through the
+		// watchdog's probe, as a short echo, not wait for the timeout.
+		{"half-close-after-echo", func(n int, c net.Conn) {
+			defer c.Close()
+			buf := make([]byte, 64)
+			for i := 0; i < 20; i++ {
+				if _, err := io.ReadFull(c, buf); err != nil {
+					return
+				}
+				if _, err := c.Write(buf); err != nil {
+					return
+				}
+			}
+			c.(*net.TCPConn).CloseWrite()
+			_, _ = io.Copy(io.Discard, c)
+		}, "short"},
 		{"wrong-bytes", func(n int, c net.Conn) { echo(c, 100, 0) }, "mismatch"},
 	}
 	for _, engine := range []string{"goroutine", "epoll"} {
@@ -116,9 +134,15 @@ func TestErrorsAreCounted(t *testing.T) {
 			t.Run(engine+"/"+c.name, func(t *testing.T) {
 				t.Parallel()
 				ep := stubServer(t, c.handle)
-				res := run(t, bench.Config{Endpoint: ep, Engine: engine, Conns: 20, Size: 64, Duration: time.Second, Verify: true})
+				res := run(t, bench.Config{Endpoint: ep, Engine: engine, Conns: 20, Size: 64,
+					Duration: 2 * time.Second, Timeout: time.Second, Verify: true})
 				if res.Errors[c.kind] == 0 {
 					t.Fatalf("errors %v: want some %s (first: %s)", res.Errors, c.kind, res.FirstError)
+				}
+				// Each of these peers answers or closes at once: none may
+				// be taken for a slow one.
+				if res.Errors["timeout"] != 0 {
+					t.Fatalf("errors %v: no timeouts wanted (first: %s)", res.Errors, res.FirstError)
 				}
 				if res.Messages == 0 {
 					t.Fatalf("no messages: the run should go on despite errors")

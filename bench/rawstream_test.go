@@ -118,3 +118,39 @@ func TestExchangeErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestPoll: poll reads what is there without waiting: nothing, data, then
+// the EOF of a peer that shut its side down (what the watchdog's probe
+// looks for after an exchange).
+func TestPoll(t *testing.T) {
+	s, sc := rawPair(t)
+	buf := make([]byte, 16)
+	if n, err := s.poll(buf); n != 0 || err != nil {
+		t.Fatalf("nothing sent: poll = %d, %v; want 0, nil", n, err)
+	}
+	if _, err := sc.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		n, err := s.poll(buf)
+		got = append(got, buf[:n]...)
+		if err == io.EOF {
+			if string(got) != "hi" {
+				t.Fatalf("got %q before EOF, want %q", got, "hi")
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			time.Sleep(time.Millisecond) // loopback delivery, bounded by the deadline
+		}
+	}
+	t.Fatalf("no EOF from a peer that shut its side down (got %q)", got)
+}

@@ -76,15 +76,22 @@ func (s *rawStream) send(fd uintptr) bool {
 // follow the write at once can only find nothing and is skipped; the
 // goroutine goes straight to waiting for the answer.
 //
-// It is safe because the wait for readability is armed (Go's netpoller
-// forgets any earlier readiness) before the write: any byte arriving after
-// the write, and the answer can only arrive after it, wakes the wait. What
-// it gives up: a peer's FIN or stray bytes that land in the microsecond
-// between the last read and exchange are seen only with the next event on
-// the socket (the peer's answer, or its RST to the write, or the run's
-// timeout), not at once.
+// It is safe for the answer because Go's netpoller forgets the readiness
+// recorded so far just before the callback runs, and records it again for
+// anything arriving after that: the answer can only arrive after the write,
+// so it wakes the wait. What it gives up is what arrived before: a FIN that
+// came in behind the last echo (a read that returns data does not report
+// the FIN queued after it, and its readiness is forgotten here), or stray
+// bytes. A peer that closes for good answers the write with an RST, which
+// wakes the wait at once; one that only shuts its side down and goes on
+// reading would leave it waiting. The watchdog's probe covers that: after
+// a tick with nothing heard it wakes the goroutine, which polls
+// (runner.probed) and finds the EOF.
 //
 // When the socket's buffer is full (EAGAIN) it finishes with Write and Read.
+// When the read fails before the write is done (a past deadline: a timeout
+// or a probe), it still writes the rest, so that on return out has been
+// written whole or a write error is returned.
 func (s *rawStream) exchange(out, p []byte) (int, error) {
 	s.w, s.werr = out, nil
 	s.b, s.n, s.errno = p, 0, nil
@@ -95,13 +102,41 @@ func (s *rawStream) exchange(out, p []byte) (int, error) {
 	switch {
 	case werr != nil:
 		return 0, s.opError("write", os.NewSyscallError("write", werr))
-	case len(w) > 0 && err == nil:
-		if _, err := s.Write(w); err != nil {
-			return 0, err
+	case len(w) > 0:
+		if _, werr := s.Write(w); werr != nil {
+			return 0, werr
 		}
-		return s.Read(p)
+		if err == nil {
+			return s.Read(p)
+		}
 	}
 	return s.readResult(err)
+}
+
+// poll reads what is there without waiting: n > 0 bytes, io.EOF, or (0, nil)
+// when nothing is. Deadlines do not apply.
+func (s *rawStream) poll(p []byte) (int, error) {
+	var n int
+	var errno error
+	err := s.rc.Control(func(fd uintptr) {
+		for {
+			n, errno = rawio.Read(int(fd), p)
+			if errno != syscall.EINTR {
+				return
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, s.opError("read", err)
+	case errno == syscall.EAGAIN:
+		return 0, nil
+	case errno != nil:
+		return 0, s.opError("read", os.NewSyscallError("read", errno))
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 // sendThenRecv is exchange's RawConn.Read callback: the write first (false

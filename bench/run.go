@@ -47,6 +47,12 @@ type slot struct {
 	ss      *session
 	dead    bool // closed by the runner
 	timeout atomic.Bool
+	// probeable: the connection's goroutine waits in rawStream reads
+	// (runner.pump with an exchanger), where a probe is understood.
+	probeable atomic.Bool
+	// probe: the watchdog set a past read deadline to wake the goroutine
+	// and have it look for a FIN its wait may have missed (see pump).
+	probe atomic.Bool
 }
 
 // Run runs the load described by cfg until its warm-up and measuring window
@@ -284,7 +290,10 @@ func (r *runner) clearConn(i int) {
 	sl.mu.Unlock()
 }
 
-// watchdog replaces connections whose echo is overdue.
+// watchdog replaces connections whose echo is overdue. On the goroutine
+// engine it also probes raw connections that have heard nothing for a tick
+// with echoes in flight: rawStream.exchange's wait cannot see a FIN that
+// came in behind the last echo, and the probe makes it look (runner.probed).
 func (r *runner) watchdog() {
 	every := min(max(r.s.Timeout/4, 10*time.Millisecond), 250*time.Millisecond)
 	t := time.NewTicker(every)
@@ -308,6 +317,10 @@ func (r *runner) watchdog() {
 					sl.timeout.Store(true)
 					sl.p.abort()
 				}
+			} else if sl.ss != nil && sl.c != nil && sl.probeable.Load() && !sl.probe.Load() &&
+				!sl.timeout.Load() && sl.ss.quietFor(now) >= int64(every) {
+				sl.probe.Store(true)
+				_ = sl.c.SetReadDeadline(time.Unix(1, 0))
 			}
 			sl.mu.Unlock()
 		}

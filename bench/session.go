@@ -274,6 +274,16 @@ func (ss *session) flush() {
 	ss.pend, ss.pendBytes = 0, 0
 }
 
+// quietFor is how long, at now, the connection has had messages in flight
+// and received nothing (0 with nothing in flight).
+func (ss *session) quietFor(now int64) int64 {
+	d := ss.due.Load()
+	if d == 0 {
+		return 0
+	}
+	return now - (d - ss.timeoutNs)
+}
+
 // timedOut reports whether the oldest message in flight is overdue.
 func (ss *session) timedOut(now int64) bool {
 	d := ss.due.Load()

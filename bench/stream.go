@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"time"
 
 	"github.com/sockit/sockit/frame"
@@ -68,7 +69,7 @@ func (r *runner) streamWorker(i int) {
 		} else if r.s.Mode == Send {
 			err = r.pumpSend(ss, c, timer)
 		} else {
-			err = r.pump(ss, fastStream(c), buf, timer)
+			err = r.pump(ss, fastStream(c), buf, timer, &r.slots[i])
 		}
 		r.r.conns.Add(-1)
 		r.clearConn(i)
@@ -118,8 +119,15 @@ func (r *runner) waitFor(t *time.Timer, d time.Duration) bool {
 // is also the send time of the messages written next (the echoes are taken
 // in between, well under a microsecond, so a latency may be over-stated by
 // that much, never under-stated).
-func (r *runner) pump(ss *session, c net.Conn, buf []byte, timer *time.Timer) error {
+func (r *runner) pump(ss *session, c net.Conn, buf []byte, timer *time.Timer, sl *slot) error {
 	x, _ := c.(exchanger)
+	if x != nil {
+		sl.probeable.Store(true)
+		defer func() {
+			sl.probeable.Store(false)
+			sl.probe.Store(false)
+		}()
+	}
 	now := r.clk.now()
 	for !r.isStopped() {
 		var n int
@@ -141,6 +149,12 @@ func (r *runner) pump(ss *session, c net.Conn, buf []byte, timer *time.Timer) er
 			}
 			n, err = c.Read(buf)
 		}
+		if err != nil && x != nil && sl.probe.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+			if n, err = r.probed(sl, x, buf); n == 0 && err == nil {
+				now = r.clk.now()
+				continue // nothing missed: wait on
+			}
+		}
 		now = r.clk.now()
 		if n > 0 {
 			if e := ss.received(buf[:n], now); e != nil {
@@ -158,9 +172,27 @@ func (r *runner) pump(ss *session, c net.Conn, buf []byte, timer *time.Timer) er
 }
 
 // exchanger is a stream that writes messages and waits for their answers
-// in one step (rawStream.exchange).
+// in one step (rawStream.exchange), and can look for what such a wait may
+// have missed (poll).
 type exchanger interface {
 	exchange(out, p []byte) (int, error)
+	poll(p []byte) (int, error)
+}
+
+// probed handles the watchdog's probe, a past read deadline that woke the
+// connection's goroutine (or, when a timeout came with it, ended its wait):
+// it reads what is there without waiting (an echo, the peer's FIN as
+// io.EOF, or nothing) and takes the deadline back unless the watchdog has
+// since declared the connection timed out.
+func (r *runner) probed(sl *slot, x exchanger, buf []byte) (int, error) {
+	n, err := x.poll(buf)
+	sl.mu.Lock()
+	if !sl.timeout.Load() && sl.c != nil {
+		_ = sl.c.SetReadDeadline(time.Time{})
+	}
+	sl.probe.Store(false)
+	sl.mu.Unlock()
+	return n, err
 }
 
 // pumpSend writes messages one way, coalesced into writes of about 64 KiB
