@@ -15,7 +15,8 @@
 #   bench-epoll      sockit bench --engine epoll
 # each against a fresh stdecho, --warmup then --duration. Beside each
 # generator's own messages/s the script samples the server's: the bytes it
-# wrote over the window (/proc/PID/io) ÷ 64 ("counted ÷ server's count").
+# wrote over the middle half of the window (/proc/PID/io) ÷ 64 ("counted ÷
+# server's count"; stdecho only: asyncio writes with send(2), not counted).
 # Ratios are taken
 # within a round (generator ÷ client, and generator ÷ client-plain; in
 # pingpong the two clients are the same program doing the same thing, so
@@ -68,6 +69,26 @@ if [ "$PIN" = 1 ]; then
 	GPIN=(taskset -c 1)
 fi
 
+seconds() { # a Go duration of s or ms to seconds, for sleep
+	case $1 in
+	*ms) awk -v v="${1%ms}" 'BEGIN { print v / 1000 }' ;;
+	*s) echo "${1%s}" ;;
+	*) echo "generator.sh: durations in s or ms, not $1" >&2; exit 2 ;;
+	esac
+}
+
+wchar() { # bytes process $1 has written so far (/proc/PID/io), or nothing
+	sed -n 's/^wchar: //p' "/proc/$1/io" 2>/dev/null || true
+}
+
+secs() { # a Go duration of s or ms to whole seconds, rounded up
+	case $1 in
+	*ms) echo $((${1%ms} / 1000 + 1)) ;;
+	*s) echo "${1%s}" | awk '{printf "%d", $1 + 0.999}' ;;
+	*) echo 60 ;;
+	esac
+}
+seconds "$WARMUP" >/dev/null && seconds "$DURATION" >/dev/null # exits 2 on a bad one
 . "$(dirname "$0")/lib.sh"
 bench_workdir generator
 
@@ -78,25 +99,6 @@ if [ -z "$SOCKIT" ]; then
 fi
 (cd "$ROOT/bench/peers" && go build -o "$WORK/" ./stdecho ./echoclient)
 
-seconds() { # a Go duration of s or ms to seconds, for sleep
-	case $1 in
-	*ms) awk -v v="${1%ms}" 'BEGIN { print v / 1000 }' ;;
-	*s) echo "${1%s}" ;;
-	*) echo "generator.sh: durations in s or ms, not $1" >&2; exit 2 ;;
-	esac
-}
-
-wchar() { # bytes process $1 has written so far (/proc/PID/io), or nothing
-	sed -n 's/^wchar: //p' "/proc/$1/io" 2>/dev/null
-}
-
-secs() { # a Go duration of s or ms to whole seconds, rounded up
-	case $1 in
-	*ms) echo $((${1%ms} / 1000 + 1)) ;;
-	*s) echo "${1%s}" | awk '{printf "%d", $1 + 0.999}' ;;
-	*) echo 60 ;;
-	esac
-}
 LIMIT=$(($(secs "$WARMUP") + $(secs "$DURATION") + 60))
 
 start_server() {
@@ -118,7 +120,7 @@ start_server() {
 }
 
 # measure ROUND CELL GEN: one run against a fresh server, one line of results.tsv
-# (round, cell, generator, msgs/s, CPU/msg µs, errors).
+# (round, cell, generator, msgs/s, CPU/msg µs, errors, the server's msgs/s or NA).
 measure() {
 	local round=$1 cell=$2 gen=$3 depth mode bin engine
 	case $cell in
@@ -127,14 +129,14 @@ measure() {
 	*) echo "generator.sh: unknown cell $cell" >&2; exit 2 ;;
 	esac
 	start_server
-	local json="$WORK/run.json" ok=1 gpid
+	local json="$WORK/run.json" ok=1
 	case $gen in
 	client|client-plain)
 		local batch=-batch
 		[ "$gen" = client-plain ] && batch=-batch=false
 		"${GPIN[@]}" timeout "$LIMIT" "$WORK/echoclient" -addr "$EP" -conns "$CONNS" -size 64 -depth "$depth" $batch \
 			-warmup "$WARMUP" -duration "$DURATION" >"$json" 2>"$WORK/gen.err" &
-		gpid=$! ;;
+		GEN_PID=$! ;;
 	bench-*|base-*)
 		bin=$SOCKIT
 		case $gen in base-*) bin=$BASELINE ;; esac
@@ -142,19 +144,24 @@ measure() {
 		"${GPIN[@]}" timeout "$LIMIT" "$bin" bench "tcp://$EP" --mode "$mode" --depth "$depth" --size 64 \
 			--conns "$CONNS" --engine "$engine" --warmup "$WARMUP" --duration "$DURATION" \
 			--progress never --json >"$json" 2>"$WORK/gen.err" &
-		gpid=$! ;;
+		GEN_PID=$! ;;
 	esac
-	# The server's own count, over about the generator's window: the bytes
-	# it wrote (wchar of /proc/PID/io, every byte an echo) ÷ 64. The window
-	# here starts at launch + warm-up, the generator's after its connections
-	# are up, so the two are a connection setup (~0.1 s) apart.
-	local w0 w1 t0 t1 smps=NA
-	sleep "$(seconds "$WARMUP")"
-	w0=$(wchar "$SERVER_PID"); t0=$(date +%s.%N)
-	sleep "$(seconds "$DURATION")"
-	w1=$(wchar "$SERVER_PID"); t1=$(date +%s.%N)
-	wait "$gpid" || ok=0
-	if [ -n "$w0" ] && [ -n "$w1" ]; then
+	# The server's own count over the middle half of the window: the bytes
+	# it wrote (wchar of /proc/PID/io: write(2) and the like, which stdecho
+	# uses; a server that writes with send(2), as asyncio does, shows
+	# nothing) ÷ 64. The generator's window starts after its connections
+	# are up (0.1–0.5 s here), so the middle half of the script's own
+	# window (from launch) lies inside it; in steady state its rate is the
+	# window's.
+	local d w0 w1 t0 t1 smps=NA
+	d=$(seconds "$DURATION")
+	sleep "$(awk -v w="$(seconds "$WARMUP")" -v d="$d" 'BEGIN { print w + d / 4 }')"
+	w0=$(wchar "$SERVER_PID"); t0=$EPOCHREALTIME
+	sleep "$(awk -v d="$d" 'BEGIN { print d / 2 }')"
+	w1=$(wchar "$SERVER_PID"); t1=$EPOCHREALTIME
+	wait "$GEN_PID" || ok=0
+	GEN_PID=""
+	if [ -n "$w0" ] && [ -n "$w1" ] && [ "$w1" != "$w0" ]; then
 		smps=$(awk -v a="$w0" -v b="$w1" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.0f", (b - a) / 64 / (t1 - t0) }')
 	fi
 	stop_server
@@ -207,8 +214,8 @@ for r in rows:
 
 def ratio(cell, gen, key, ref="client"):
     a, b = data.get((cell, gen), {}), data.get((cell, ref), {})
-    if not b:
-        b = data.get((cell, "client"), {})  # pingpong: one client stands for both
+    if not b and cell == "pingpong":
+        b = data.get((cell, "client"), {})  # one client stands for both
     rs = [a[k][key] / b[k][key] for k in a if k in b and b[k][key] > 0]
     if not rs:
         return "-"

@@ -20,6 +20,8 @@ bench_workdir() {
 }
 
 bench_cleanup() {
+	# A generator still running in the background (generator.sh) goes too.
+	if [ -n "${GEN_PID:-}" ]; then kill "$GEN_PID" 2>/dev/null || true; wait "$GEN_PID" 2>/dev/null || true; fi
 	if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
 	if [ "$OUT" = "$WORK" ]; then
 		# The results stay; the binaries built for the run (~35 MB) go.
