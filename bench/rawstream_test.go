@@ -8,9 +8,28 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
+
+// sockBuf reads a socket buffer size option of c.
+func sockBuf(t *testing.T, c net.Conn, opt int) int {
+	t.Helper()
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var serr error
+	if err := rc.Control(func(fd uintptr) { v, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, opt) }); err != nil {
+		t.Fatal(err)
+	}
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	return v
+}
 
 // rawPair returns a raw stream dialed to a fresh loopback listener and the
 // server's side of it.
@@ -75,6 +94,11 @@ func TestExchangeFinishesAWriteThatFillsTheSocket(t *testing.T) {
 	_ = s.Conn.(*net.TCPConn).SetWriteBuffer(64 << 10)
 	_ = sc.(*net.TCPConn).SetReadBuffer(64 << 10)
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
+	// Set buffers are locked (no autotuning): the 4 MiB cannot fit in both
+	// of them while the peer sleeps, so the write must meet EAGAIN.
+	if room := sockBuf(t, s.Conn, syscall.SO_SNDBUF) + sockBuf(t, sc, syscall.SO_RCVBUF); room*4 > len(big) {
+		t.Fatalf("socket buffers of %d bytes: the write would not fill them", room)
+	}
 	go func() {
 		time.Sleep(50 * time.Millisecond) // let the client's socket fill
 		if _, err := io.CopyN(io.Discard, sc, int64(len(big))); err != nil {
