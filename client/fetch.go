@@ -288,6 +288,12 @@ func classifyFetch(err error) FailureKind {
 // they are. More than MaxExpandedURLs results, or more than MaxExpandedBytes
 // of them in all, is an error.
 func ExpandRanges(pattern string) ([]string, error) {
+	return expandRanges(pattern, MaxExpandedURLs, MaxExpandedBytes)
+}
+
+// expandRanges is ExpandRanges with its bounds as arguments (the fuzz test
+// uses smaller ones, so that each input costs little).
+func expandRanges(pattern string, maxURLs, maxBytes int) ([]string, error) {
 	type piece struct {
 		lit        string
 		from, to   int
@@ -326,8 +332,8 @@ func ExpandRanges(pattern string) ([]string, error) {
 			count = -count
 		}
 		count++
-		if total > MaxExpandedURLs/count {
-			return nil, fmt.Errorf("%w: %q expands to more than %d URLs", ErrBadRange, pattern, MaxExpandedURLs)
+		if total > maxURLs/count {
+			return nil, fmt.Errorf("%w: %q expands to more than %d URLs", ErrBadRange, truncate(pattern, 80), maxURLs)
 		}
 		total *= count
 		pieces = append(pieces, piece{lit: lit.String()}, piece{from: from, to: to, width: width, isRange: true, rangeCount: count})
@@ -337,8 +343,8 @@ func ExpandRanges(pattern string) ([]string, error) {
 	pieces = append(pieces, piece{lit: lit.String()})
 	// No URL is longer than the pattern: a range's digits are never more
 	// than its "{N..M}".
-	if len(pattern) > MaxExpandedBytes/total {
-		return nil, fmt.Errorf("%w: %q would expand to more than %d MiB of URLs", ErrBadRange, truncate(pattern, 80), MaxExpandedBytes>>20)
+	if len(pattern) > maxBytes/total {
+		return nil, fmt.Errorf("%w: %q would expand to more than %d bytes of URLs", ErrBadRange, truncate(pattern, 80), maxBytes)
 	}
 	out := []string{""}
 	for _, p := range pieces {

@@ -1,0 +1,4 @@
+package client
+
+// ExpandRangesWithin is expandRanges, for the fuzz test's smaller bounds.
+var ExpandRangesWithin = expandRanges
