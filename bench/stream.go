@@ -124,8 +124,12 @@ func (r *runner) pump(ss *session, c net.Conn, buf []byte, timer *time.Timer, sl
 	if x != nil {
 		sl.probeable.Store(true)
 		defer func() {
+			// Under the lock the watchdog probes with: a probe decided
+			// just before this cannot land after it and outlive c.
+			sl.mu.Lock()
 			sl.probeable.Store(false)
 			sl.probe.Store(false)
+			sl.mu.Unlock()
 		}()
 	}
 	now := r.clk.now()
