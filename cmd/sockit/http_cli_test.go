@@ -412,6 +412,8 @@ func TestFetchUsage(t *testing.T) {
 	} {
 		if _, stderr, code := runSockit(t, args...); code != 2 || strings.Count(stderr, "\n") != 1 {
 			t.Errorf("%q: exit %d, want 2 with one line; stderr %q", args, code, stderr)
+		} else if !strings.HasPrefix(stderr, "sockit: ") || strings.HasPrefix(stderr, "sockit: sockit: ") {
+			t.Errorf("%q: stderr %q, want one \"sockit: \" prefix", args, stderr)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -138,7 +139,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if isCobraUsageError(err) {
 			err = usageError{err}
 		}
-		fmt.Fprintf(stderr, "sockit: %v\n", err)
+		// Library errors already name sockit ("sockit: bad {N..M} range"):
+		// one prefix, not two.
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "sockit: ") {
+			msg = "sockit: " + msg
+		}
+		fmt.Fprintln(stderr, msg)
 	}
 	if err != nil && errors.Is(err, context.Canceled) {
 		err = errInterrupted
