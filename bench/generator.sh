@@ -81,13 +81,6 @@ wchar() { # bytes process $1 has written so far (/proc/PID/io), or nothing
 	sed -n 's/^wchar: //p' "/proc/$1/io" 2>/dev/null || true
 }
 
-secs() { # a Go duration of s or ms to whole seconds, rounded up
-	case $1 in
-	*ms) echo $((${1%ms} / 1000 + 1)) ;;
-	*s) echo "${1%s}" | awk '{printf "%d", $1 + 0.999}' ;;
-	*) echo 60 ;;
-	esac
-}
 seconds "$WARMUP" >/dev/null && seconds "$DURATION" >/dev/null # exits 2 on a bad one
 . "$(dirname "$0")/lib.sh"
 bench_workdir generator
@@ -99,7 +92,7 @@ if [ -z "$SOCKIT" ]; then
 fi
 (cd "$ROOT/bench/peers" && go build -o "$WORK/" ./stdecho ./echoclient)
 
-LIMIT=$(($(secs "$WARMUP") + $(secs "$DURATION") + 60))
+LIMIT=$(awk -v w="$(seconds "$WARMUP")" -v d="$(seconds "$DURATION")" 'BEGIN { printf "%d", w + d + 60.999 }')
 
 start_server() {
 	local log="$WORK/server.out" i

@@ -51,22 +51,31 @@ func (s *rawStream) recv(fd uintptr) bool {
 	}
 }
 
-// send writes all of s.b, waiting for room as often as it must.
-func (s *rawStream) send(fd uintptr) bool {
-	for len(s.b) > 0 {
-		n, err := rawio.Write(int(fd), s.b)
+// writeAll writes b until all of it is written (nil, nil), the socket is
+// full (the rest, EAGAIN) or the write fails (the rest, the error).
+func writeAll(fd int, b []byte) ([]byte, error) {
+	for len(b) > 0 {
+		n, err := rawio.Write(fd, b)
 		switch err {
 		case nil:
-			s.n += n
-			s.b = s.b[n:]
+			b = b[n:]
 		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
 		default:
-			s.errno = err
-			return true
+			return b, err
 		}
 	}
+	return nil, nil
+}
+
+// send writes all of s.b, waiting for room as often as it must.
+func (s *rawStream) send(fd uintptr) bool {
+	rest, err := writeAll(int(fd), s.b)
+	s.n += len(s.b) - len(rest)
+	s.b = rest
+	if err == syscall.EAGAIN {
+		return false
+	}
+	s.errno = err
 	return true
 }
 
@@ -116,49 +125,31 @@ func (s *rawStream) exchange(out, p []byte) (int, error) {
 // poll reads what is there without waiting: n > 0 bytes, io.EOF, or (0, nil)
 // when nothing is. Deadlines do not apply.
 func (s *rawStream) poll(p []byte) (int, error) {
-	var n int
-	var errno error
-	err := s.rc.Control(func(fd uintptr) {
-		for {
-			n, errno = rawio.Read(int(fd), p)
-			if errno != syscall.EINTR {
-				return
-			}
-		}
-	})
-	switch {
-	case err != nil:
-		return 0, s.opError("read", err)
-	case errno == syscall.EAGAIN:
+	s.b, s.n, s.errno = p, 0, nil
+	err := s.rc.Control(func(fd uintptr) { s.recv(fd) })
+	s.b = nil
+	if err == nil && s.errno == syscall.EAGAIN {
 		return 0, nil
-	case errno != nil:
-		return 0, s.opError("read", os.NewSyscallError("read", errno))
-	case n == 0:
-		return 0, io.EOF
 	}
-	return n, nil
+	return s.readResult(err)
 }
 
 // sendThenRecv is exchange's RawConn.Read callback: the write first (false
 // once written: nothing can be there to read yet), then reads as recv.
 func (s *rawStream) sendThenRecv(fd uintptr) bool {
-	for len(s.w) > 0 {
-		n, err := rawio.Write(int(fd), s.w)
-		switch err {
-		case nil:
-			s.w = s.w[n:]
-			if len(s.w) == 0 {
-				return false
-			}
-		case syscall.EINTR:
-		default: // EAGAIN: exchange finishes the write; any other: fails
-			if err != syscall.EAGAIN {
-				s.werr = err
-			}
-			return true
-		}
+	if len(s.w) == 0 {
+		return s.recv(fd)
 	}
-	return s.recv(fd)
+	rest, err := writeAll(int(fd), s.w)
+	s.w = rest
+	switch err {
+	case nil:
+		return false
+	case syscall.EAGAIN: // exchange finishes the write
+	default:
+		s.werr = err
+	}
+	return true
 }
 
 func (s *rawStream) Read(p []byte) (int, error) {
