@@ -53,10 +53,13 @@ func EpollPoll(epfd int, events []unix.EpollEvent) (int, error) {
 }
 
 // Accept4 is accept4(2) with SOCK_NONBLOCK|SOCK_CLOEXEC, the peer's address
-// written to rsa; on a non-blocking listener it never blocks.
+// written to rsa. Unlike this package's other calls it tells the scheduler
+// (syscall.Syscall6): a listener's flags are shared with every duplicate of
+// it, and if someone made it blocking the call may block; once per
+// connection the cost is nothing.
 func Accept4(fd int, rsa *unix.RawSockaddrAny) (int, error) {
 	n := uint32(unix.SizeofSockaddrAny)
-	r, _, e := syscall.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(&n)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	r, _, e := syscall.Syscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(&n)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 	if e != 0 {
 		return -1, errnoErr(e)
 	}

@@ -263,9 +263,25 @@ const maxAcceptBatch = 64
 // accept takes new connections from s and opens them on this loop.
 func (l *loop) accept(s *lsock) {
 	g := s.g
+	if g.closed.Load() || l.e.stopped.Load() {
+		// ServeListener or Shutdown takes the socket away; after
+		// shutdown(2) it stays readable, so leave it now, not when the
+		// removal they post runs.
+		l.removeListener(s)
+		return
+	}
+	// The duplicate shares its flags with the caller's listener, and
+	// someone may have made that blocking (os.File.Fd does): accept4 on
+	// it would block the loop. Go's accept copes with either; leave it.
+	if fl, err := unix.FcntlInt(uintptr(s.fd), unix.F_GETFL, 0); err != nil || fl&unix.O_NONBLOCK == 0 {
+		g.o.Logger.Warn("the listening socket is in blocking mode; accepting only through Go", "err", err)
+		l.removeListener(s)
+		return
+	}
 	for i := 0; i < maxAcceptBatch; i++ {
 		if g.closed.Load() || l.e.stopped.Load() {
-			return // ServeListener or Shutdown takes the socket away
+			l.removeListener(s)
+			return
 		}
 		var rsa unix.RawSockaddrAny
 		fd, err := rawio.Accept4(s.fd, &rsa)

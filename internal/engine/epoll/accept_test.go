@@ -266,3 +266,62 @@ func TestAdmitThatMayBlockKeepsAcceptingOffTheLoops(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A listener whose descriptor someone made blocking (ln.File().Fd() does,
+// and the loops' duplicates share its flags) must not block a loop in
+// accept4: the loops leave it to Go's accept, and every connection is still
+// served.
+func TestBlockingListenerIsLeftToGosAccept(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	e, _, done := serveProbes(t, ln)
+	var conns []net.Conn
+	for i := 0; i < 5; i++ { // the loops take the listener on
+		conns = append(conns, echoOnce(t, "tcp4", addr))
+	}
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := int(f.Fd()) // puts the shared file description into blocking mode
+	defer f.Close()
+	before := e.loopAccepts.Load()
+	for i := 0; i < 40; i++ {
+		conns = append(conns, echoOnce(t, "tcp4", addr))
+	}
+	// A loop may have taken a connection that was already pending; after
+	// that none.
+	if n := e.loopAccepts.Load() - before; n > 2 {
+		t.Errorf("the loops accepted %d connections from a blocking listener", n)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	// Go's own accept now waits in a blocking accept(2), and ln.Close waits
+	// for it: make the socket non-blocking again and let one more
+	// connection end that wait.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { ln.Close(); close(closed) }()
+	if c, err := net.DialTimeout("tcp4", addr, 5*time.Second); err == nil {
+		c.Close()
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ln.Close did not return")
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeListener did not return after Close")
+	}
+}
