@@ -88,10 +88,10 @@ type endpoints struct {
 // connTimers is the timeout state of a connection whose options have a read
 // or idle timeout; the rest hold none.
 type connTimers struct {
-	readTimer *timer // made once, re-armed per message
-	idleTimer *timer // made once, re-armed by each idle check
-	msgStart  int64  // mono() when the message being read began; 0: none
-	activity  atomic.Int64
+	readTimer *timer       // made once, re-armed per message
+	idleTimer *timer       // made once, re-armed by each idle check
+	msgStart  int64        // mono() when the message being read began; 0: none
+	activity  atomic.Int64 // mono() of the last read or write
 }
 
 // connLimits holds write-buffer limits set by the protocol and the channel
@@ -840,7 +840,7 @@ func (c *conn) AfterFunc(d time.Duration, f func()) proto.Timer {
 
 func (c *conn) touch() {
 	if c.o.IdleTimeout > 0 {
-		c.tm.activity.Store(time.Now().UnixNano())
+		c.tm.activity.Store(mono())
 	}
 }
 
@@ -848,7 +848,7 @@ func (c *conn) checkIdle() {
 	if c.finished {
 		return
 	}
-	left := c.o.IdleTimeout - time.Since(time.Unix(0, c.tm.activity.Load()))
+	left := c.o.IdleTimeout - time.Duration(mono()-c.tm.activity.Load())
 	if left > 0 {
 		c.l.resetTimer(c.tm.idleTimer, left)
 		return
