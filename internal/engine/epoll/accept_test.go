@@ -11,7 +11,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -196,6 +198,10 @@ func TestClosedListenerRefusesOnceServeListenerReturns(t *testing.T) {
 	if e.loopAccepts.Load() == 0 {
 		t.Fatal("the loops never accepted: the test needs them to")
 	}
+	sock := socketLink(t, ln)
+	if n := openDescriptorsOf(t, sock); n < 2 {
+		t.Fatalf("%d descriptors of the listening socket, want the listener's and the loops' copies", n)
+	}
 	ln.Close()
 	select {
 	case err := <-done:
@@ -204,6 +210,9 @@ func TestClosedListenerRefusesOnceServeListenerReturns(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("ServeListener did not return after Close")
+	}
+	if n := openDescriptorsOf(t, sock); n != 0 {
+		t.Fatalf("%d descriptors of the listening socket still open after ServeListener returned", n)
 	}
 	c, err := net.DialTimeout("tcp4", addr, 2*time.Second)
 	if err == nil {
@@ -324,4 +333,35 @@ func TestBlockingListenerIsLeftToGosAccept(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("ServeListener did not return after Close")
 	}
+}
+
+// socketLink is what /proc/self/fd shows for ln's descriptor ("socket:[N]").
+func socketLink(t *testing.T, ln net.Listener) string {
+	t.Helper()
+	rc, err := ln.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var link string
+	var lerr error
+	if err := rc.Control(func(fd uintptr) { link, lerr = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(fd))) }); err != nil || lerr != nil {
+		t.Fatal(err, lerr)
+	}
+	return link
+}
+
+// openDescriptorsOf counts the process's descriptors that refer to link.
+func openDescriptorsOf(t *testing.T, link string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + d.Name()); err == nil && l == link {
+			n++
+		}
+	}
+	return n
 }
