@@ -320,9 +320,16 @@ func (l *loop) accept(s *lsock) {
 			}
 			c.release = release
 		}
+		if !l.e.addLive(l) { // Shutdown has begun
+			unix.Close(fd)
+			if c.release != nil {
+				c.release()
+			}
+			l.removeListener(s)
+			return
+		}
 		l.e.loopAccepts.Add(1)
 		g.accepted.Add(1)
-		l.e.addLive(l)
 		l.open(c, g.f)
 	}
 }

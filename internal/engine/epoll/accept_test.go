@@ -365,3 +365,66 @@ func openDescriptorsOf(t *testing.T, link string) int {
 	}
 	return n
 }
+
+// Shutdown while connections pour in: once it has returned, no connection
+// is opened any more, on the loops' accept or Go's.
+func TestNoConnectionOpensAfterShutdownReturns(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	e, err := New(engine.Config{Loops: 2, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	var returned atomic.Bool
+	var opened, late atomic.Int32
+	f := func(proto.ConnInfo) proto.Protocol {
+		opened.Add(1)
+		if returned.Load() {
+			late.Add(1)
+		}
+		return &sockProbe{}
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.ServeListener(ln, f, engine.Options{Logger: quiet}) }()
+	stop := make(chan struct{})
+	dialed := make(chan struct{})
+	go func() {
+		defer close(dialed)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if c, err := net.DialTimeout("tcp4", ln.Addr().String(), time.Second); err == nil {
+				c.Close()
+			}
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for opened.Load() < 50 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	returned.Store(true)
+	time.Sleep(50 * time.Millisecond) // connections still arriving
+	close(stop)
+	<-dialed
+	if n := late.Load(); n != 0 {
+		t.Fatalf("%d connections opened after Shutdown returned (of %d)", n, opened.Load())
+	}
+	ln.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ServeListener did not return")
+	}
+}

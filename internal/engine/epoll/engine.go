@@ -198,7 +198,9 @@ func (e *Engine) serveConn(nc net.Conn, f proto.Factory, o *engine.Options, rele
 	first := int(e.next.Add(1))
 	for i := 0; i < len(e.loops); i++ {
 		l := e.loops[(first+i)%len(e.loops)]
-		e.addLive(l)
+		if !e.addLive(l) {
+			break
+		}
 		if l.post(func() { l.open(c, f) }) {
 			return nil
 		}
@@ -353,11 +355,18 @@ func (l *loop) open(c *conn, f proto.Factory) {
 	}
 }
 
-// addLive counts a connection handed to l (before its open is posted).
-func (e *Engine) addLive(l *loop) {
+// addLive counts a connection handed to l (before its open is posted or
+// run). It refuses, false, once Shutdown has begun: Shutdown waits for the
+// live count to drop to zero, and a connection counted after it looked
+// would be opened behind its back.
+func (e *Engine) addLive(l *loop) bool {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopping {
+		return false
+	}
 	l.live++
-	e.mu.Unlock()
+	return true
 }
 
 // connDone uncounts a connection of l once it has ended.
