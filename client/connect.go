@@ -33,6 +33,9 @@ const maxDatagram = 64 << 10
 var (
 	ErrIdleTimeout = errors.New("sockit: idle timeout")
 	ErrReadTimeout = errors.New("sockit: read timeout")
+	// ErrSendStalled: after the peer closed its side it took none of the
+	// input for maxSendStall lingers, and the rest was not sent.
+	ErrSendStalled = errors.New("the peer closed its side and stopped taking data; the rest of the input was not sent")
 )
 
 // TimeoutError reports a connection closed by PipeConfig.IdleTimeout (no
@@ -155,7 +158,9 @@ loop:
 		select {
 		case e := <-upc:
 			upc = nil
-			if e != nil || cfg.SendOnly {
+			if e != nil || cfg.SendOnly || downc == nil {
+				// An error, or nothing left to wait for: the peer's
+				// side had ended first.
 				err = e
 				break loop
 			}
@@ -177,6 +182,9 @@ loop:
 		case <-lingerC:
 			if upc != nil && !progress.stalled(&seen) {
 				continue
+			}
+			if upc != nil && progress.sendStalled() {
+				err = &ConnError{Op: "write", Addr: cfg.Addr, Err: ErrSendStalled}
 			}
 			break loop // no more input for a while, or all of it sent: done
 		}
@@ -252,8 +260,11 @@ func (c *countingReader) stalled(seen *int64) bool {
 		return true
 	}
 	c.blocked++
-	return c.blocked >= maxSendStall
+	return c.sendStalled()
 }
+
+// sendStalled reports whether stalled gave up on a copy blocked sending.
+func (c *countingReader) sendStalled() bool { return c.blocked >= maxSendStall }
 
 // isRegularFile reports whether r is an *os.File on a regular file (whose
 // reads never block for long, and which sendfile can send).

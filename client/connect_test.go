@@ -457,11 +457,71 @@ func TestPipeEndsWhenAHalfClosedPeerNeverReads(t *testing.T) {
 		done <- client.Pipe(context.Background(), c, in, io.Discard, client.PipeConfig{Linger: 20 * time.Millisecond})
 	}()
 	select {
-	case <-done:
+	case err := <-done:
 		if d := time.Since(start); d < 300*time.Millisecond {
 			t.Fatalf("ended after %v: sooner than 30 lingers of 20 ms", d)
 		}
+		if !errors.Is(err, client.ErrSendStalled) {
+			t.Fatalf("Pipe = %v, want ErrSendStalled: the unsent input is a failure", err)
+		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Pipe still running 15 s after the peer stopped reading")
+	}
+}
+
+// A regular file as input (no linger: its reads never wait), and a peer that
+// half-closes first and reads everything: the session ends once the file is
+// sent, with all of it delivered.
+func TestPipeFileInputEndsAfterThePeerHalfClosedFirst(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const size = 8 << 20
+	got := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		c.(*net.TCPConn).CloseWrite()
+		n, _ := io.Copy(io.Discard, c)
+		got <- n
+	}()
+	f, err := os.CreateTemp(t.TempDir(), "in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		// Let the peer's half-close arrive before the upload is done.
+		time.Sleep(50 * time.Millisecond)
+		done <- client.Pipe(context.Background(), c, f, io.Discard, client.PipeConfig{})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Pipe: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Pipe still running 15 s after the file was sent")
+	}
+	if n := <-got; n != size {
+		t.Fatalf("the peer got %d bytes of %d", n, size)
 	}
 }
