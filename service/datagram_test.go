@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"strings"
@@ -136,5 +137,34 @@ func TestDatagramLargeReply(t *testing.T) {
 	ds := p.Take()
 	if len(ds) != 2 || string(ds[0].Data) != strings.ToUpper(big) || string(ds[1].Data) != "B" {
 		t.Fatalf("bad replies")
+	}
+}
+
+// A MessageFunc that returns msg itself (against its contract) must not
+// leave the next reply built in the memory the next datagram is read into.
+func TestDatagramReplyReturnedInMsgIsNotReused(t *testing.T) {
+	h, err := service.NewMessageHandler(service.MessageConfig{
+		OnMessage: func(out, msg []byte) ([]byte, service.Action) {
+			if bytes.HasPrefix(msg, []byte("same:")) {
+				return msg, service.Reply
+			}
+			return append(append(out, "got "...), msg...), service.Reply
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := fake.OpenPacket(h.NewDatagram())
+	for i, tc := range []struct{ in, want string }{
+		{"same: a datagram long enough to hold the next reply", "same: a datagram long enough to hold the next reply"},
+		{"xyz", "got xyz"},
+		{"same: again, long enough for the next one", "same: again, long enough for the next one"},
+		{"abcdef", "got abcdef"},
+	} {
+		p.Receive([]byte(tc.in), peerA)
+		ds := p.Take()
+		if len(ds) != 1 || string(ds[0].Data) != tc.want {
+			t.Fatalf("datagram %d %q: replies %q, want %q", i, tc.in, ds, tc.want)
+		}
 	}
 }

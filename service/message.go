@@ -309,14 +309,21 @@ var replyBufs = sync.Pool{New: func() any { return new(replyBuf) }}
 // in msg's memory (a MessageFunc that returned msg, against its contract) is
 // not kept: the pool would hand the connection's read buffer to others.
 func (b *replyBuf) keep(out, msg []byte) {
-	b.out = out[:0]
-	if cap(out) > keepCap || overlaps(out, msg) {
-		b.out = nil
-	}
+	b.out = reusable(out, msg)
 	if cap(b.framed) > keepCap {
 		b.framed = nil
 	}
 	replyBufs.Put(b)
+}
+
+// reusable is out emptied for the next reply, or nil when it grew large or
+// lives in msg's memory (a MessageFunc that returned msg, against its
+// contract: the next message is read into that memory).
+func reusable(out, msg []byte) []byte {
+	if cap(out) > keepCap || overlaps(out, msg) {
+		return nil
+	}
+	return out[:0]
 }
 
 // overlaps reports whether out's capacity and msg share memory.
@@ -407,7 +414,7 @@ func (d *messageDatagram) OnDatagram(data []byte, addr net.Addr) {
 	}
 	reply, act := d.h.dgram(d.out[:0], msg)
 	if act == NoReply || act == Hangup {
-		d.keep(reply)
+		d.out = reusable(reply, msg)
 		return
 	}
 	reply = append(reply, suffix...)
@@ -415,15 +422,7 @@ func (d *messageDatagram) OnDatagram(data []byte, addr net.Addr) {
 		d.h.logger().Debug("datagram reply failed",
 			"service", d.h.name, "peer", addrString(addr), "err", err)
 	}
-	d.keep(reply)
-}
-
-func (d *messageDatagram) keep(b []byte) {
-	if cap(b) <= keepCap {
-		d.out = b[:0]
-	} else {
-		d.out = nil
-	}
+	d.out = reusable(reply, msg)
 }
 
 func (d *messageDatagram) OnError(err error) {
