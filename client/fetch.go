@@ -344,7 +344,7 @@ func expandRanges(pattern string, maxURLs, maxBytes int) ([]string, error) {
 	// No URL is longer than the pattern: a range's digits are never more
 	// than its "{N..M}".
 	if len(pattern) > maxBytes/total {
-		return nil, fmt.Errorf("%w: %q would expand to more than %s of URLs", ErrBadRange, truncate(pattern, 80), byteCount(maxBytes))
+		return nil, fmt.Errorf("%w: %q would expand to more than %d MiB of URLs", ErrBadRange, truncate(pattern, 80), maxBytes>>20)
 	}
 	out := []string{""}
 	for _, p := range pieces {
@@ -374,14 +374,6 @@ func expandRanges(pattern string, maxURLs, maxBytes int) ([]string, error) {
 		out = next
 	}
 	return out, nil
-}
-
-// byteCount is n for a message: in MiB when it is a whole number of them.
-func byteCount(n int) string {
-	if n >= 1<<20 && n%(1<<20) == 0 {
-		return fmt.Sprintf("%d MiB", n>>20)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 // parseRange parses the inside of {N..M}. ok is false when s is not a range

@@ -212,7 +212,7 @@ func runBench(ctx context.Context, g *globals, target string, o *benchOptions, c
 		prog.clear()
 	}
 	if errors.Is(err, bench.ErrBadConfig) || errors.Is(err, bench.ErrBadMode) {
-		return usagef("%s", strings.TrimPrefix(err.Error(), "sockit: "))
+		return usageError{err}
 	}
 	if res == nil {
 		return err

@@ -89,7 +89,9 @@ func runFetch(ctx context.Context, g *globals, args []string, opts fetchOptions)
 	if len(patterns) == 0 {
 		return usagef("no URLs: give them as arguments or with -i FILE")
 	}
+	// The bounds hold for all the patterns together, not each alone.
 	var urls []string
+	total := 0
 	for _, p := range patterns {
 		exp, err := client.ExpandRanges(p)
 		if err != nil {
@@ -99,6 +101,9 @@ func runFetch(ctx context.Context, g *globals, args []string, opts fetchOptions)
 			return usagef("more than %d URLs", client.MaxExpandedURLs)
 		}
 		for _, u := range exp {
+			if total += len(u); total > client.MaxExpandedBytes {
+				return usagef("more than %d MiB of URLs", client.MaxExpandedBytes>>20)
+			}
 			urls = append(urls, normalizeURL(u, false))
 		}
 	}
