@@ -16,14 +16,11 @@ var zero uintptr
 // one record).
 const maxIov = 64
 
+// errnoErr is e as an error, nil for 0. (An Errno below 256, every one on
+// Linux, converts to an interface without allocating.)
 func errnoErr(e syscall.Errno) error {
-	switch e {
-	case 0:
+	if e == 0 {
 		return nil
-	case unix.EAGAIN:
-		return unix.EAGAIN
-	case unix.EINTR:
-		return unix.EINTR
 	}
 	return e
 }

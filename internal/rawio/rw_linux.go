@@ -38,7 +38,11 @@ func Write(fd int, p []byte) (int, error) {
 // Writev is writev(2) of bufs, empty ones skipped.
 func Writev(fd int, bufs [][]byte) (int, error) {
 	if len(bufs) > maxIov {
-		return unix.Writev(fd, bufs)
+		n, err := unix.Writev(fd, bufs)
+		if err != nil {
+			return 0, err
+		}
+		return n, nil
 	}
 	var iov [maxIov]unix.Iovec
 	n := 0

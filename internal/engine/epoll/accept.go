@@ -73,10 +73,10 @@ type lsock struct {
 	g       *lgroup
 	l       *loop
 	fd      int
-	idx     int           // in l.lsocks
-	gone    chan struct{} // closed once the loop no longer has fd
-	paused  bool          // out of the epoll set for a while (EMFILE and the like)
-	backoff time.Duration // the last pause
+	idx     int            // in l.lsocks
+	gone    chan struct{}  // closed once the loop no longer has fd
+	paused  bool           // out of the epoll set for a while (EMFILE and the like)
+	backoff engine.Backoff // pauses after running out of descriptors
 }
 
 // listenOnLoops starts the loops accepting from ln, learning the socket
@@ -137,14 +137,12 @@ func (e *Engine) listenOnLoops(ln net.Listener, nc net.Conn, f proto.Factory, o 
 	if err != nil {
 		return nil
 	}
-	var derr error
-	if cerr := lsc.Control(func(fd uintptr) { g.ctl, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); cerr != nil || derr != nil {
+	if g.ctl, err = dupFD(lsc); err != nil {
 		return nil
 	}
 	for _, l := range e.loops {
-		var dup int
-		var derr error
-		if cerr := lsc.Control(func(fd uintptr) { dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); cerr != nil || derr != nil {
+		dup, err := dupFD(lsc)
+		if err != nil {
 			break
 		}
 		s := &lsock{g: g, l: l, fd: dup, gone: make(chan struct{})}
@@ -192,6 +190,22 @@ func (g *lgroup) stop() {
 	}
 }
 
+// dupFD duplicates the descriptor behind rc (close-on-exec).
+func dupFD(rc syscall.RawConn) (int, error) {
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(s uintptr) { fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, err
+	}
+	return fd, derr
+}
+
+// watchListener adds s to the loop's epoll set (loop only): level-triggered,
+// its slot index in the event data.
+func (l *loop) watchListener(s *lsock) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(s.fd), Pad: int32(-2 - s.idx)}
+	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev)
+}
+
 // addListener registers s on the loop (loop only).
 func (l *loop) addListener(s *lsock) {
 	l.mu.Lock()
@@ -204,8 +218,7 @@ func (l *loop) addListener(s *lsock) {
 		return
 	}
 	s.idx = len(l.lsocks)
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(s.fd), Pad: int32(-2 - s.idx)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+	if err := l.watchListener(s); err != nil {
 		s.g.o.Logger.Debug("accepting on the event loop is off", "err", err)
 		unix.Close(s.fd)
 		s.fd = -1
@@ -287,7 +300,7 @@ func (l *loop) accept(s *lsock) {
 		fd, err := rawio.Accept4(s.fd, &rsa)
 		switch err {
 		case nil:
-			s.backoff = 0
+			s.backoff.Reset()
 		case unix.EAGAIN:
 			return
 		case unix.EINTR, unix.ECONNABORTED, unix.EPROTO, unix.EPERM,
@@ -337,23 +350,23 @@ func (l *loop) accept(s *lsock) {
 // pauseListener takes s out of the loop's epoll set for a while when the
 // process or the system is out of descriptors or memory: the registration
 // is level-triggered, and the pending connection would wake the loop again
-// at once. It comes back after a backoff (10 ms doubling to 1 s), logged;
+// at once. It comes back after a backoff (engine.Backoff: 5 ms doubling to
+// 1 s), logged;
 // Go's accept goes on meanwhile with its own backoff.
 func (l *loop) pauseListener(s *lsock, err error) {
 	if s.paused || s.fd < 0 {
 		return
 	}
-	s.backoff = min(max(2*s.backoff, 10*time.Millisecond), time.Second)
-	s.g.o.Logger.Warn("accept failed; backing off", "err", err, "retry_in", s.backoff)
+	d := s.backoff.Next()
+	s.g.o.Logger.Warn("accept failed; backing off", "err", err, "retry_in", d)
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
 	s.paused = true
-	l.addTimer(s.backoff, func() {
+	l.addTimer(d, func() {
 		if !s.paused || s.fd < 0 {
 			return
 		}
 		s.paused = false
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(s.fd), Pad: int32(-2 - s.idx)}
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+		if err := l.watchListener(s); err != nil {
 			l.removeListener(s)
 		}
 	})
