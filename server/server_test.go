@@ -243,15 +243,28 @@ func TestAcceptBacksOffOnEMFILEAndRecovers(t *testing.T) {
 	}
 }
 
+// Every engine, on every stream transport, counts each connection once and
+// releases it once (on the epoll engine the first connection comes through
+// Go's accept and the rest mostly through the loops' own).
 func TestActiveConnsCountsAndReleases(t *testing.T) {
-	var opened atomic.Int32
-	f := func(proto.ConnInfo) proto.Protocol { opened.Add(1); return &echoProto{} }
-	env := conntest.Start(t, "goroutine", conntest.StreamTransports[0], f, nil)
-	a, b := env.Dial(), env.Dial()
-	conntest.Eventually(t, 5*time.Second, "two active", func() bool { return env.Srv.ActiveConns() == 2 })
-	a.Close()
-	b.Close()
-	conntest.Eventually(t, 5*time.Second, "none active", func() bool { return env.Srv.ActiveConns() == 0 })
+	for _, eng := range engines {
+		for _, tr := range conntest.StreamTransports {
+			t.Run(eng+"/"+tr.Name, func(t *testing.T) {
+				f := func(proto.ConnInfo) proto.Protocol { return &echoProto{} }
+				env := conntest.Start(t, eng, tr, f, nil)
+				const n = 20
+				var cs []net.Conn
+				for i := 0; i < n; i++ {
+					cs = append(cs, env.Dial())
+				}
+				conntest.Eventually(t, 5*time.Second, "all active", func() bool { return env.Srv.ActiveConns() == n })
+				for _, c := range cs {
+					c.Close()
+				}
+				conntest.Eventually(t, 5*time.Second, "none active", func() bool { return env.Srv.ActiveConns() == 0 })
+			})
+		}
+	}
 }
 
 // TestServeConnRunsDialedConnections hands dialed client connections to the
@@ -290,6 +303,50 @@ func TestServeConnRunsDialedConnections(t *testing.T) {
 				}
 				peer.Close()
 			}
+		})
+	}
+}
+
+// Verify (socketserver's verify_request) on every engine: it is called once
+// per connection and never twice at a time, a refused peer is closed before
+// any byte is served, an accepted one is served, and every connection is
+// released.
+func TestVerifyRefusesAndSerializes(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng, func(t *testing.T) {
+			var calls, inside, overlapped atomic.Int32
+			cfg := func(s *server.Server) {
+				s.Verify = func(local, remote net.Addr) bool {
+					if inside.Add(1) > 1 {
+						overlapped.Add(1)
+					}
+					defer inside.Add(-1)
+					time.Sleep(time.Millisecond)
+					return calls.Add(1)%2 == 0 // refuse the odd ones
+				}
+			}
+			env := conntest.Start(t, eng, conntest.StreamTransports[0], echoFactory(0), cfg)
+			const n = 20
+			served := 0
+			for i := 0; i < n; i++ {
+				c := env.Dial()
+				_, _ = c.Write([]byte("ping"))
+				buf := make([]byte, 4)
+				if _, err := io.ReadFull(c, buf); err == nil && string(buf) == "ping" {
+					served++
+				}
+				c.Close()
+			}
+			if calls.Load() != n {
+				t.Errorf("Verify called %d times for %d connections", calls.Load(), n)
+			}
+			if served != n/2 {
+				t.Errorf("%d connections served, want the %d Verify accepted", served, n/2)
+			}
+			if overlapped.Load() != 0 {
+				t.Errorf("Verify ran concurrently %d times", overlapped.Load())
+			}
+			conntest.Eventually(t, 5*time.Second, "none active", func() bool { return env.Srv.ActiveConns() == 0 })
 		})
 	}
 }
