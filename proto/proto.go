@@ -9,8 +9,9 @@ import (
 
 // Errors returned by transports.
 var (
-	// ErrBufferFull is returned by Write when accepting the data would take the
-	// write buffer past its hard limit. Nothing of that call was buffered.
+	// ErrBufferFull is returned by Write when the write buffer is already past
+	// its high watermark and accepting the data would take it past its hard
+	// limit. Nothing of that call was buffered.
 	ErrBufferFull = errors.New("sockit: write buffer full")
 	// ErrWriteAfterEOF is returned by Write after WriteEOF.
 	ErrWriteAfterEOF = errors.New("sockit: write after WriteEOF")
@@ -30,8 +31,9 @@ type closedError struct{}
 func (closedError) Error() string        { return "sockit: transport closed" }
 func (closedError) Is(target error) bool { return target == net.ErrClosed }
 
-// Default write-buffer watermarks (SEMANTICS.md: high 64 KiB, low = high/4,
-// hard limit 16 × high).
+// Default write-buffer watermarks (high 64 KiB, low = high/4, hard limit
+// 16 × high). The buffer never holds more than the hard limit, or the high
+// watermark plus the one Write that crossed it.
 const (
 	DefaultHighWater = 64 << 10
 	HardLimitFactor  = 16
@@ -49,7 +51,11 @@ type Timer interface {
 type Transport interface {
 	// Write queues b for sending, in order. An empty b is a no-op. b is not
 	// retained after Write returns. Write never blocks on the network.
-	// It returns ErrBufferFull (nothing of b queued) past the hard limit,
+	// A Write made while the buffer is at or below its high watermark is
+	// always accepted, whatever its size: the hard limit bounds what piles up
+	// behind a producer that ignores OnPauseWriting, never one message. Past
+	// the high watermark a Write that would take the buffer beyond the hard
+	// limit returns ErrBufferFull (nothing of b queued). Write returns
 	// ErrWriteAfterEOF after WriteEOF and ErrClosed after close or loss.
 	Write(b []byte) error
 	// Writev queues several buffers as one write: they are never interleaved

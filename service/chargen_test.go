@@ -139,25 +139,28 @@ func TestChargenYields(t *testing.T) {
 	c.Advance(time.Second)
 }
 
-// TestChargenBufferFull: when the hard limit refuses a chunk before the
-// transport paused (limits set oddly), chargen retries later instead of
-// spinning or stopping.
-func TestChargenBufferFull(t *testing.T) {
+// TestChargenHardLimitBelowHigh: with a hard limit set below the high
+// watermark (limits set oddly) chargen still streams, pausing at high; the
+// buffer never holds more than high plus the chunk that crossed it.
+func TestChargenHardLimitBelowHigh(t *testing.T) {
 	c := open(mustNew(t, "chargen", service.Config{}), "tcp") // paused
-	if err := c.SetWriteBufferLimits(1<<20, 0); err != nil {
+	const high = 16 << 10
+	if err := c.SetWriteBufferLimits(high, 0); err != nil {
 		t.Fatal(err)
 	}
 	c.SetWriteBufferHardLimit(10000)
 	c.MaxBuffer = 0
-	c.Send(-1) // resumes: one chunk fits, the next is refused
-	c.Send(-1) // the kernel takes it; no pause happened, so no resume comes
-	before := c.Writes
-	c.Advance(time.Second)
-	if c.Writes == before {
-		t.Fatal("chargen stopped for good after ErrBufferFull")
+	c.Send(-1) // resumes: chunks until past high, then a pause
+	if !c.WritingPaused() {
+		t.Fatal("chargen did not fill the buffer to its high watermark")
 	}
-	if c.MaxBuffer > 10000 {
-		t.Fatalf("buffered %d over the hard limit", c.MaxBuffer)
+	before := c.Writes
+	c.Send(-1) // the kernel takes it all: resume, fill again
+	if c.Writes == before {
+		t.Fatal("chargen stopped after the buffer drained")
+	}
+	if max := high + 95*74; c.MaxBuffer > max {
+		t.Fatalf("buffered %d, over high + one chunk (%d)", c.MaxBuffer, max)
 	}
 }
 

@@ -195,18 +195,25 @@ func TestFlowControl(t *testing.T) {
 	wantOut(t, c, "0123456789\n0123456789\nheld\n", "all replies")
 }
 
-// TestBufferFull: a reply that does not fit under the hard limit aborts
-// the connection (the peer does not read) and is logged.
+// TestBufferFull: a reply that would take a buffer already past its high
+// watermark beyond the hard limit aborts the connection (the peer does not
+// read) and is logged with the sizes; one reply larger than the hard limit
+// into a buffer below high is written.
 func TestBufferFull(t *testing.T) {
 	log, lb := newLog()
-	c := open(mustNew(t, "echo", service.Config{Logger: log}), "tcp")
+	c := open(mustNew(t, "echo", service.Config{Logger: log, Frame: fLine.spec}), "tcp")
+	if err := c.SetWriteBufferLimits(4, 0); err != nil {
+		t.Fatal(err)
+	}
 	c.SetWriteBufferHardLimit(8)
-	c.Data([]byte("0123456789"))
+	// One read, two messages: the first reply goes into the empty buffer
+	// (11 bytes, past high: a pause), the second would take 11 to 18 > 8.
+	c.Data([]byte("0123456789\nabcdef\n"))
 	if !c.Aborted() {
 		t.Fatal("not aborted")
 	}
 	wantClosed(t, c, true, "after abort")
-	wantLog(t, lb, "level=WARN", "127.0.0.1:40000")
+	wantLog(t, lb, "level=WARN", "127.0.0.1:40000", "buffered=11", "reply_len=7")
 }
 
 // TestLostConnection: a reset ends the protocol; nothing is written after.

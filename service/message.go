@@ -381,8 +381,11 @@ func (c *messageConn) onMessage(msg []byte) error {
 	if err != nil {
 		c.stop()
 		if errors.Is(err, proto.ErrBufferFull) {
-			c.h.logger().Warn("peer does not read its replies, aborting connection",
-				"service", c.h.name, "peer", addrString(c.t.RemoteAddr()), "err", err)
+			// The buffer was past its high watermark and this reply would
+			// take it past the hard limit: the peer has stopped reading.
+			c.h.logger().Warn("peer does not read its replies: write buffer full, aborting connection",
+				"service", c.h.name, "peer", addrString(c.t.RemoteAddr()),
+				"buffered", c.t.BufferedAmount(), "reply_len", len(wire), "err", err)
 			c.t.Abort()
 		}
 		return errStop

@@ -56,6 +56,7 @@ var semanticCases = []semanticCase{
 	{name: "Write_AfterWriteEOFErrors", run: testWriteAfterEOF},
 	{name: "Write_AfterCloseErrors", run: testWriteAfterClose},
 	{name: "Buffer_HardLimitErrBufferFullBuffersNothing", streamOnly: true, run: testHardLimit},
+	{name: "Buffer_OneWriteBelowHighAcceptedWhateverItsSize", streamOnly: true, run: testLargeWrite},
 	{name: "Drain_WaitsForLowOrLossOrCtx", streamOnly: true, run: testDrain},
 	{name: "WriteEOF_HalfClosesAfterDrainIdempotent", streamOnly: true, run: testWriteEOF},
 	{name: "Close_FlushesThenOnCloseNil", streamOnly: true, run: testCloseFlushes},
@@ -339,6 +340,53 @@ func testEmptyWrite(t *testing.T, eng string, tr Transport) {
 	}
 	if err := <-errs; err != nil {
 		t.Fatalf("empty Write = %v, want nil", err)
+	}
+}
+
+// testLargeWrite: one Write made while the buffer is below its high
+// watermark is accepted whatever its size, here 4 × the default hard limit
+// in two writes to an empty buffer (the first fills it, the second comes
+// once it drained), and the peer gets every byte. The hard limit bounds
+// what piles up behind a producer that ignores pauses, never one reply.
+func testLargeWrite(t *testing.T, eng string, tr Transport) {
+	const size = 2 * proto.DefaultHighWater * proto.HardLimitFactor
+	errs := make(chan error, 2)
+	sink := NewSink(func() *Hooks {
+		h := NewHooks()
+		h.Open = func(h *Hooks) {
+			tp := h.T
+			msg := bytes.Repeat([]byte("x"), size)
+			errs <- tp.Write(msg)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), wait)
+				defer cancel()
+				if err := tp.Drain(ctx); err != nil {
+					errs <- err
+					return
+				}
+				for tp.BufferedAmount() > 0 { // Drain stops at low; wait for empty
+					if ctx.Err() != nil {
+						errs <- ctx.Err()
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+				errs <- tp.Write(msg)
+				_ = tp.Close()
+			}()
+		}
+		return h
+	})
+	env := Start(t, eng, tr, sink.Factory, nil)
+	c := env.Dial()
+	got := ReadAll(t, c)
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("write %d of %d bytes = %v, want nil", i+1, size, err)
+		}
+	}
+	if len(got) != 2*size || bytes.Count(got, []byte("x")) != 2*size {
+		t.Fatalf("peer got %d bytes, want %d", len(got), 2*size)
 	}
 }
 

@@ -518,7 +518,7 @@ func (c *conn) writev(bufs [][]byte) error {
 		return nil
 	}
 	high, _, hard := c.limitsLocked()
-	if c.queued()+total > hard {
+	if q := c.queued(); q > high && q+total > hard {
 		c.mu.Unlock()
 		return proto.ErrBufferFull
 	}

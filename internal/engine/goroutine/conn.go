@@ -667,7 +667,7 @@ func (c *conn) writev(bufs [][]byte) error {
 		c.mu.Unlock()
 		return nil
 	}
-	if c.bufferedLocked()+total > c.hard {
+	if b := c.bufferedLocked(); b > c.high && b+total > c.hard {
 		c.mu.Unlock()
 		return proto.ErrBufferFull
 	}

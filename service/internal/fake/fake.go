@@ -275,7 +275,7 @@ func (c *Conn) Writev(bufs ...[]byte) error {
 	case n == 0:
 		c.mu.Unlock()
 		return nil
-	case c.buffered+n > c.hard:
+	case c.buffered > c.high && c.buffered+n > c.hard:
 		c.mu.Unlock()
 		return proto.ErrBufferFull
 	}

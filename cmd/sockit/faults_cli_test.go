@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServeLargeRepliesArrive: a message the server accepted gets its reply,
+// however large: 1 MiB lines (the default --max-frame) and, with a larger
+// --max-frame, 3 MB lines, 2 MiB len:4 frames and an upper reply that grew
+// by half. Before, a reply above the write buffer's hard limit (1 MiB) was
+// refused and the connection aborted although the client read.
+func TestServeLargeRepliesArrive(t *testing.T) {
+	grow := strings.Repeat("ȿ", 700_000) // 2 bytes; its upper case (U+2C7E) is 3
+	cases := []struct {
+		name string
+		args []string
+		send []byte
+		want []byte
+	}{
+		{"line 1MiB default", []string{"echo", "--frame", "line"},
+			[]byte(strings.Repeat("a", 1<<20-1) + "\n"), []byte(strings.Repeat("a", 1<<20-1) + "\n")},
+		{"line 3MB", []string{"echo", "--frame", "line", "--max-frame", "4194304"},
+			[]byte(strings.Repeat("b", 3_000_000) + "\n"), []byte(strings.Repeat("b", 3_000_000) + "\n")},
+		{"len4 2MiB", []string{"echo", "--frame", "len:4", "--max-frame", "4194304"},
+			lenFrame(bytes.Repeat([]byte{'c'}, 2<<20)), lenFrame(bytes.Repeat([]byte{'c'}, 2<<20))},
+		{"upper grows", []string{"upper", "--frame", "line", "--max-frame", "4194304"},
+			[]byte(grow + "\n"), []byte(strings.ToUpper(grow) + "\n")},
+	}
+	for _, eng := range []string{"goroutine", "epoll"} {
+		for _, tc := range cases {
+			t.Run(eng+"/"+tc.name, func(t *testing.T) {
+				p, eps := startServe(t, append(tc.args, "--engine", eng, "-l", "tcp://127.0.0.1:0")...)
+				host, port := hostPort(t, eps[0])
+				c, err := net.DialTimeout("tcp", net.JoinHostPort(host, port), 5*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+				go func() {
+					_, _ = c.Write(tc.send)
+					_ = c.(*net.TCPConn).CloseWrite()
+				}()
+				got, err := io.ReadAll(c)
+				if err != nil {
+					t.Fatalf("reading the reply: %v (got %d bytes)", err, len(got))
+				}
+				if !bytes.Equal(got, tc.want) {
+					t.Fatalf("reply of %d bytes, want %d\nstderr:\n%s", len(got), len(tc.want), p.stderr.String())
+				}
+				if s := p.stderr.String(); strings.Contains(s, "level=WARN") || strings.Contains(s, "level=ERROR") {
+					t.Fatalf("server logged:\n%s", s)
+				}
+			})
+		}
+	}
+}
+
+func lenFrame(body []byte) []byte {
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+}
+
