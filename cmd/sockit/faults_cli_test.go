@@ -65,4 +65,3 @@ func TestServeLargeRepliesArrive(t *testing.T) {
 func lenFrame(body []byte) []byte {
 	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
 }
-
