@@ -77,6 +77,9 @@ type NoReplyError struct {
 	// Err is os.ErrDeadlineExceeded (timeout), io.EOF (the peer closed) or
 	// frame.ErrTruncated (the peer closed within a frame).
 	Err error
+	// Got is how many bytes of a raw reply came before the timeout ended
+	// it while it was still arriving (0: none came).
+	Got int
 }
 
 func (e *NoReplyError) Error() string {
@@ -89,6 +92,9 @@ func (e *NoReplyError) Error() string {
 		return fmt.Sprintf("connection closed by %s before %s", e.Addr, what)
 	case errors.Is(e.Err, frame.ErrTruncated):
 		return fmt.Sprintf("connection closed by %s in the middle of %s", e.Addr, what)
+	}
+	if e.Got > 0 {
+		return fmt.Sprintf("%s was still arriving after %v (%d bytes so far)", what, e.Timeout, e.Got)
 	}
 	if e.Index < 0 {
 		return fmt.Sprintf("no greeting within %v", e.Timeout)
@@ -390,10 +396,12 @@ func (x *exchange) readFramed(conn net.Conn, r *frame.Reader, i int, msg []byte)
 
 // readRaw reads a raw reply: the first bytes within the timeout, then
 // whatever follows until the quiet period passes with nothing more, the
-// peer closes, or MaxFrame is passed (an error).
+// peer closes, or MaxFrame is passed (an error). The whole reply must end
+// within the timeout: a peer that trickles bytes cannot stretch it.
 func (x *exchange) readRaw(conn net.Conn, i int, msg []byte) ([]byte, error) {
 	reply := x.buf[:0]
-	deadline := time.Now().Add(x.cfg.Timeout)
+	end := time.Now().Add(x.cfg.Timeout)
+	deadline := end
 	for {
 		if err := conn.SetReadDeadline(deadline); err != nil {
 			return nil, x.readErr(i, msg, err)
@@ -412,14 +420,22 @@ func (x *exchange) readRaw(conn net.Conn, i int, msg []byte) ([]byte, error) {
 			return nil, x.readErr(i, msg, frame.ErrTooLong)
 		}
 		if err != nil {
-			if len(reply) > 0 && x.ctx.Err() == nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, io.EOF)) {
+			quiet := errors.Is(err, os.ErrDeadlineExceeded) && deadline.Before(end)
+			if len(reply) > 0 && x.ctx.Err() == nil && (quiet || errors.Is(err, io.EOF)) {
 				// The quiet period passed, or the peer closed after its reply.
 				return reply, nil
 			}
-			return nil, x.readErr(i, msg, err)
+			err = x.readErr(i, msg, err)
+			if nr := (*NoReplyError)(nil); errors.As(err, &nr) {
+				nr.Got = len(reply)
+			}
+			return nil, err
 		}
 		if n > 0 {
 			deadline = time.Now().Add(x.cfg.Quiet)
+			if !deadline.Before(end) {
+				deadline = end
+			}
 		}
 	}
 }

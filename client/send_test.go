@@ -355,6 +355,41 @@ func TestSendRawQuiet(t *testing.T) {
 			t.Errorf("took %v: EOF did not end the reply", d)
 		}
 	})
+	t.Run("trickle-bounded-by-timeout", func(t *testing.T) {
+		// One byte every 10 ms, for 20 s at most: never quiet for Quiet.
+		// Before, each byte re-armed the deadline and Send waited for all
+		// of it; the reply must end with the timeout.
+		stop := make(chan struct{})
+		defer close(stop)
+		srv := startStream(t, "tcp", func(c net.Conn) {
+			buf := make([]byte, 2)
+			io.ReadFull(c, buf)
+			for range 2000 {
+				if _, err := c.Write([]byte("z")); err != nil {
+					return
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		})
+		cfg := client.SendConfig{Endpoint: srv.ep, Timeout: 300 * time.Millisecond, Quiet: 100 * time.Millisecond}
+		start := time.Now()
+		err := client.Send(context.Background(), cfg, byteMsgs("m1"), func([]byte) error { return nil })
+		d := time.Since(start)
+		var nr *client.NoReplyError
+		if !errors.As(err, &nr) || !errors.Is(err, os.ErrDeadlineExceeded) || nr.Got == 0 {
+			t.Fatalf("err = %v, want a NoReplyError with the bytes that came", err)
+		}
+		if !strings.Contains(err.Error(), "still arriving after 300ms") {
+			t.Errorf("error %q does not say the reply was still arriving", err)
+		}
+		if d > 10*time.Second {
+			t.Errorf("took %v: the trickle stretched the 300ms timeout", d)
+		}
+	})
 }
 
 func TestSendClose(t *testing.T) {
