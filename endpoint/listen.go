@@ -160,6 +160,14 @@ func (lc ListenConfig) listen(ctx context.Context, e Endpoint) (net.Listener, er
 			ln.Close()
 			return nil, err
 		}
+		if ul, ok := ln.(*net.UnixListener); ok && !isAbstract(e.Address) {
+			owned, err := ownListenerPath(ul, e.Address)
+			if err != nil {
+				ln.Close()
+				return nil, err
+			}
+			ln = owned
+		}
 	}
 	if tl, ok := ln.(*net.TCPListener); ok && e.Scheme == "fd" && lc.KeepAlive != 0 {
 		// Listeners made from files do not carry a ListenConfig, so
@@ -372,17 +380,18 @@ func (l keepAliveListener) Accept() (net.Conn, error) {
 	return c, nil
 }
 
-// unixgramConn is a Unix datagram socket bound to a file this package
-// created; Close removes the file (if it is still the one bound).
-type unixgramConn struct {
-	*net.UnixConn
+// socketFile is a socket file this package bound: it is removed when its
+// socket closes, but only while it is still that file. Another server may
+// have replaced it since (after someone removed ours), and its file must
+// stay.
+type socketFile struct {
 	path string      // absolute path of the socket file
-	fi   fs.FileInfo // the file as bound, to recognise it at Close
+	fi   fs.FileInfo // the file as bound, to recognise it
 	once sync.Once
 }
 
-// ownPath wraps c, just bound to path, so that Close removes path.
-func ownPath(c *net.UnixConn, path string) (*unixgramConn, error) {
+// newSocketFile records the file just bound at path.
+func newSocketFile(path string) (*socketFile, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
@@ -391,16 +400,65 @@ func ownPath(c *net.UnixConn, path string) (*unixgramConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &unixgramConn{UnixConn: c, path: abs, fi: fi}, nil
+	return &socketFile{path: abs, fi: fi}, nil
+}
+
+// remove removes the file, once, if it is still the one bound.
+func (f *socketFile) remove() {
+	f.once.Do(func() {
+		if fi, err := os.Lstat(f.path); err == nil && os.SameFile(fi, f.fi) {
+			os.Remove(f.path)
+		}
+	})
+}
+
+// unixgramConn is a Unix datagram socket bound to a file this package
+// created; Close removes the file (if it is still the one bound).
+type unixgramConn struct {
+	*net.UnixConn
+	file *socketFile
+}
+
+// ownPath wraps c, just bound to path, so that Close removes path.
+func ownPath(c *net.UnixConn, path string) (*unixgramConn, error) {
+	f, err := newSocketFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return &unixgramConn{UnixConn: c, file: f}, nil
 }
 
 // Close closes the socket and removes its file, once.
 func (c *unixgramConn) Close() error {
 	err := c.UnixConn.Close()
-	c.once.Do(func() {
-		if fi, lerr := os.Lstat(c.path); lerr == nil && os.SameFile(fi, c.fi) {
-			os.Remove(c.path)
-		}
-	})
+	c.file.remove()
 	return err
+}
+
+// unixListener is a Unix stream or seqpacket listener bound to a file this
+// package created. net's own unlink-on-close removes whatever file is at
+// the path; this one removes the file only while it is still its own. All
+// of *net.UnixListener's methods (AcceptUnix, SyscallConn, File, …) stay.
+type unixListener struct {
+	*net.UnixListener
+	file *socketFile
+}
+
+// ownListenerPath wraps ln, just bound to path, so that Close removes path
+// only if it is still ln's file.
+func ownListenerPath(ln *net.UnixListener, path string) (*unixListener, error) {
+	f, err := newSocketFile(path)
+	if err != nil {
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(false)
+	return &unixListener{UnixListener: ln, file: f}, nil
+}
+
+// Close removes the socket file if it is still the listener's (while the
+// socket still answers, so no new server can have taken the path in
+// between), then closes the socket.
+func (l *unixListener) Close() error {
+	l.file.remove()
+	return l.UnixListener.Close()
 }

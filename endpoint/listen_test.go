@@ -575,9 +575,6 @@ func TestUnixSocketFiles(t *testing.T) {
 			})
 
 			t.Run("replaced file not removed on close", func(t *testing.T) {
-				if network != "unixgram" {
-					t.Skip("stream listeners unlink through package net")
-				}
 				path := filepath.Join(dir, "replaced.sock")
 				l, err := listenAny(ctx, endpoint.ListenConfig{}, mustParse(t, network+"://"+path))
 				if err != nil {
@@ -590,6 +587,40 @@ func TestUnixSocketFiles(t *testing.T) {
 				l.Close()
 				if b, err := os.ReadFile(path); err != nil || string(b) != "new owner" {
 					t.Errorf("Close removed a file it did not create: %q, %v", b, err)
+				}
+			})
+
+			t.Run("newer server's socket kept on close", func(t *testing.T) {
+				// serve -l unix://P & A; rm P; serve -l unix://P & B; kill A:
+				// B must stay reachable.
+				path := filepath.Join(dir, "newer.sock")
+				e := mustParse(t, network+"://"+path)
+				a, err := listenAny(ctx, endpoint.ListenConfig{}, e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				os.Remove(path)
+				b, err := listenAny(ctx, endpoint.ListenConfig{}, e)
+				if err != nil {
+					a.Close()
+					t.Fatal(err)
+				}
+				defer b.Close()
+				a.Close()
+				fi, err := os.Lstat(path)
+				if err != nil || fi.Mode().Type() != fs.ModeSocket {
+					t.Fatalf("closing the first listener removed the second's socket file: %v", err)
+				}
+				if network != "unixgram" {
+					c, err := net.DialTimeout(network, path, 5*time.Second)
+					if err != nil {
+						t.Fatalf("second server unreachable: %v", err)
+					}
+					c.Close()
+				}
+				b.Close()
+				if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("the second listener's Close left its file: %v", err)
 				}
 			})
 		})

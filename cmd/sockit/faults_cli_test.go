@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -64,4 +66,34 @@ func TestServeLargeRepliesArrive(t *testing.T) {
 
 func lenFrame(body []byte) []byte {
 	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+}
+
+// TestServeUnixShutdownKeepsANewerServersSocket: serve A on a Unix path,
+// remove its file, serve B on the same path, stop A: B stays reachable.
+// Before, A's shutdown removed whatever file was at the path.
+func TestServeUnixShutdownKeepsANewerServersSocket(t *testing.T) {
+	for _, scheme := range []string{"unix", "unixpacket"} {
+		t.Run(scheme, func(t *testing.T) {
+			sock := filepath.Join(sockDir(t), "x.sock")
+			a, _ := startServe(t, "echo", "-l", scheme+"://"+sock)
+			if err := os.Remove(sock); err != nil {
+				t.Fatal(err)
+			}
+			startServe(t, "echo", "-l", scheme+"://"+sock)
+			a.stop(t)
+			c, err := net.DialTimeout(scheme, sock, 5*time.Second)
+			if err != nil {
+				t.Fatalf("the second server is unreachable after the first stopped: %v", err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Write([]byte("ping\n")); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 5)
+			if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping\n" {
+				t.Fatalf("echo from the second server: %q, %v", buf, err)
+			}
+		})
+	}
 }

@@ -94,7 +94,9 @@ func (e *Engine) listenOnLoops(ln net.Listener, nc net.Conn, f proto.Factory, o 
 			return nil
 		}
 		g.tcp = true
-	case *net.UnixListener:
+	case *net.UnixListener, interface {
+		AcceptUnix() (*net.UnixConn, error)
+	}: // the second: endpoint's listener that owns its socket file
 		u, ok := nc.(*net.UnixConn)
 		if !ok {
 			return nil

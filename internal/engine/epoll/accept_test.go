@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sockit/sockit/endpoint"
 	"github.com/sockit/sockit/internal/engine"
 	"github.com/sockit/sockit/proto"
 )
@@ -150,8 +151,26 @@ func TestLoopsAcceptWithGosSocketOptions(t *testing.T) {
 }
 
 func TestLoopsAcceptUnix(t *testing.T) {
+	listens := map[string]func(path string) (net.Listener, error){
+		"net": func(path string) (net.Listener, error) { return net.Listen("unix", path) },
+		// endpoint's listener owns its socket file (it wraps the
+		// *net.UnixListener); the loops must still accept from it.
+		"endpoint": func(path string) (net.Listener, error) {
+			ep, err := endpoint.Parse("unix://" + path)
+			if err != nil {
+				return nil, err
+			}
+			return endpoint.ListenConfig{}.Listen(context.Background(), ep)
+		},
+	}
+	for name, listen := range listens {
+		t.Run(name, func(t *testing.T) { testLoopsAcceptUnix(t, listen) })
+	}
+}
+
+func testLoopsAcceptUnix(t *testing.T, listen func(string) (net.Listener, error)) {
 	path := filepath.Join(t.TempDir(), "s.sock")
-	ln, err := net.Listen("unix", path)
+	ln, err := listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
