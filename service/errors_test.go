@@ -62,10 +62,10 @@ func TestFrameTooLong(t *testing.T) {
 		wantClosed(t, c, true, "after the error")
 	})
 	t.Run("raw-and-fixed-send-nothing", func(t *testing.T) {
-		// Raw has no limit beyond one read; fixed:N cannot overflow. Neither
-		// has an error reply to send.
+		// Raw has no limit beyond one read; fixed:N cannot overflow (N above
+		// the max frame is refused by New). Neither has an error reply.
 		for _, fr := range []framing{fRaw, fFixed4} {
-			c := open(mustNew(t, "echo", service.Config{Frame: fr.spec, MaxFrame: 2}), "tcp")
+			c := open(mustNew(t, "echo", service.Config{Frame: fr.spec, MaxFrame: 4}), "tcp")
 			c.Data([]byte("abcd"))
 			got := string(c.Take())
 			if strings.Contains(got, "ERR") {

@@ -94,6 +94,11 @@ type messageMode struct {
 // ErrNoMessageFunc is returned by NewMessageHandler without OnMessage.
 var ErrNoMessageFunc = errors.New("sockit: message handler needs OnMessage")
 
+// ErrFixedOverMax is returned for a fixed:N framing with N above the
+// handler's MaxFrame: a connection would buffer N bytes before its first
+// message, so a peer could make the server hold more than MaxFrame.
+var ErrFixedOverMax = errors.New("sockit: fixed frame size is above the maximum frame size")
+
 // NewMessageHandler checks cfg and returns its handler. A framing no
 // decoder can run is a *frame.SpecError (errors.Is frame.ErrBadSpec).
 func NewMessageHandler(cfg MessageConfig) (*MessageHandler, error) {
@@ -119,6 +124,10 @@ func NewMessageHandler(cfg MessageConfig) (*MessageHandler, error) {
 	}
 	if h.maxFrame <= 0 {
 		h.maxFrame = frame.DefaultMaxFrame
+	}
+	if cfg.Frame.Kind == frame.Fixed && cfg.Frame.N > h.maxFrame {
+		return nil, fmt.Errorf("%w: %s against %d bytes (raise the maximum frame size to %d or more)",
+			ErrFixedOverMax, cfg.Frame, h.maxFrame, cfg.Frame.N)
 	}
 	var err error
 	if h.stream, err = newMode(cfg, cfg.Frame); err != nil {

@@ -53,6 +53,17 @@ func TestNewErrors(t *testing.T) {
 	}
 	for _, name := range []string{"echo", "discard"} {
 		mustNew(t, name, service.Config{Frame: frame.Spec{Kind: frame.Fixed, N: 4}})
+		mustNew(t, name, service.Config{Frame: frame.Spec{Kind: frame.Fixed, N: 4096}, MaxFrame: 4096})
+		// A fixed frame above the max frame would let a peer make the
+		// server hold N bytes per connection.
+		for _, cfg := range []service.Config{
+			{Frame: frame.Spec{Kind: frame.Fixed, N: 4097}, MaxFrame: 4096},
+			{Frame: frame.Spec{Kind: frame.Fixed, N: frame.DefaultMaxFrame + 1}},
+		} {
+			if _, err := service.New(name, cfg); !errors.Is(err, service.ErrFixedOverMax) {
+				t.Fatalf("%s %s with max frame %d: %v, want ErrFixedOverMax", name, cfg.Frame, cfg.MaxFrame, err)
+			}
+		}
 	}
 	bad := []frame.Spec{
 		{Kind: frame.Delim},

@@ -93,6 +93,10 @@ func runServe(ctx context.Context, g *globals, name string, opts serveOptions, c
 	if opts.maxFrame <= 0 {
 		return usagef("--max-frame must be positive, not %d", opts.maxFrame)
 	}
+	if spec.Kind == frame.Fixed && spec.N > opts.maxFrame {
+		// A connection would hold N bytes before its first message.
+		return usagef("--frame %s is larger than --max-frame %d: raise --max-frame to at least %d", spec, opts.maxFrame, spec.N)
+	}
 	cfg := service.Config{
 		Frame:      spec,
 		MaxFrame:   opts.maxFrame,

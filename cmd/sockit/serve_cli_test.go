@@ -31,6 +31,8 @@ func TestServeUsageErrors(t *testing.T) {
 		{"bad engine", []string{"serve", "echo", "--engine", "kqueue", "-l", "tcp://127.0.0.1:0"}, "unknown engine"},
 		{"bad concurrency", []string{"serve", "echo", "--concurrency", "forking", "-l", "tcp://127.0.0.1:0"}, "concurrency"},
 		{"bad max-frame", []string{"serve", "echo", "--max-frame", "0", "-l", "tcp://127.0.0.1:0"}, "--max-frame"},
+		{"fixed above max-frame", []string{"serve", "echo", "--frame", "fixed:100000000", "-l", "tcp://127.0.0.1:0"}, "--frame fixed:100000000 is larger than --max-frame 1048576"},
+		{"fixed above a given max-frame", []string{"serve", "discard", "--frame", "fixed:4097", "--max-frame", "4096", "-l", "tcp://127.0.0.1:0"}, "raise --max-frame to at least 4097"},
 		{"bad allow", []string{"serve", "echo", "--allow", "300.1.1.1", "-l", "tcp://127.0.0.1:0"}, "--allow"},
 		{"bad unix-mode", []string{"serve", "echo", "--unix-mode", "999", "-l", "unix://" + filepath.Join(dir, "m.sock")}, "--unix-mode"},
 		{"tls without cert", []string{"serve", "echo", "-l", "tls://127.0.0.1:0"}, "--tls-cert"},
