@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sockit/sockit/internal/engine"
+	"github.com/sockit/sockit/internal/ratelog"
 	"github.com/sockit/sockit/proto"
 )
 
@@ -99,7 +100,7 @@ type Server struct {
 	log      *slog.Logger
 	active   atomic.Int64
 	release  func() // one admitted connection ended: shared by all of them
-	refused  rateLimit
+	refused  ratelog.Limiter
 
 	mu        sync.Mutex
 	closing   bool
@@ -316,13 +317,13 @@ func (s *Server) ActiveConns() int { return int(s.active.Load()) }
 // admit applies Allow/Deny, MaxConns and Verify to a new connection.
 func (s *Server) admit(local, remote net.Addr) (func(), bool) {
 	if ip, ok := addrIP(remote); ok && !s.allowed(ip) {
-		s.refused.log(s.log, "peer refused by --allow/--deny", "peer", remote.String())
+		s.refused.Warn(s.log, "peer refused by --allow/--deny", "peer", remote.String())
 		return nil, false
 	}
 	if s.MaxConns > 0 {
 		if s.active.Add(1) > int64(s.MaxConns) {
 			s.active.Add(-1)
-			s.refused.log(s.log, "connection refused: --max-conns reached", "peer", remote.String(), "max_conns", s.MaxConns)
+			s.refused.Warn(s.log, "connection refused: --max-conns reached", "peer", remote.String(), "max_conns", s.MaxConns)
 			return nil, false
 		}
 	} else {
@@ -330,7 +331,7 @@ func (s *Server) admit(local, remote net.Addr) (func(), bool) {
 	}
 	if s.Verify != nil && !s.Verify(local, remote) {
 		s.active.Add(-1)
-		s.refused.log(s.log, "peer refused by verify", "peer", remote.String())
+		s.refused.Warn(s.log, "peer refused by verify", "peer", remote.String())
 		return nil, false
 	}
 	return s.release, true
@@ -377,29 +378,4 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
-}
-
-// rateLimit logs at most one message per second (the rest are counted and
-// reported with the next one).
-type rateLimit struct {
-	mu      sync.Mutex
-	last    time.Time
-	skipped int
-}
-
-func (r *rateLimit) log(l *slog.Logger, msg string, args ...any) {
-	r.mu.Lock()
-	now := time.Now()
-	if now.Sub(r.last) < time.Second {
-		r.skipped++
-		r.mu.Unlock()
-		return
-	}
-	skipped := r.skipped
-	r.last, r.skipped = now, 0
-	r.mu.Unlock()
-	if skipped > 0 {
-		args = append(args, "suppressed", skipped)
-	}
-	l.Warn(msg, args...)
 }

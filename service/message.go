@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"unsafe"
 
 	"github.com/sockit/sockit/frame"
+	"github.com/sockit/sockit/internal/ratelog"
 	"github.com/sockit/sockit/proto"
 )
 
@@ -81,6 +83,7 @@ type MessageHandler struct {
 	stream   messageMode // cfg.Frame
 	packet   messageMode // unixpacket: raw
 	maxFrame int
+	bigReply ratelog.Limiter // datagram replies too large to send
 }
 
 // messageMode is what a connection needs of its framing, computed once.
@@ -431,13 +434,25 @@ func (d *messageDatagram) OnDatagram(data []byte, addr net.Addr) {
 	}
 	reply = append(reply, suffix...)
 	if err := d.t.WriteTo(reply, addr); err != nil {
-		d.h.logger().Debug("datagram reply failed",
-			"service", d.h.name, "peer", addrString(addr), "err", err)
+		if errors.Is(err, syscall.EMSGSIZE) {
+			// The request fitted one datagram, its reply does not: the
+			// client waits for nothing, so say so, once a second at most.
+			d.h.bigReply.Warn(d.h.logger(), "datagram reply too large for one datagram, dropped",
+				"service", d.h.name, "peer", addrString(addr), "reply_len", len(reply), "err", err)
+		} else {
+			d.h.logger().Debug("datagram reply failed",
+				"service", d.h.name, "peer", addrString(addr), "err", err)
+		}
 	}
 	d.out = reusable(reply, msg)
 }
 
 func (d *messageDatagram) OnError(err error) {
+	if errors.Is(err, syscall.EMSGSIZE) { // a reply sent later, in a batch
+		d.h.bigReply.Warn(d.h.logger(), "datagram reply too large for one datagram, dropped",
+			"service", d.h.name, "err", err)
+		return
+	}
 	d.h.logger().Debug("datagram error", "service", d.h.name, "err", err)
 }
 

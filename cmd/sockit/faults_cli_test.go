@@ -97,3 +97,48 @@ func TestServeUnixShutdownKeepsANewerServersSocket(t *testing.T) {
 		})
 	}
 }
+
+// TestServeHelloDatagramTooLargeIsLogged: a 65,507-byte datagram to hello
+// fits, its reply ("Hello, …!") does not: the drop is logged at warn, once
+// a second at most however many come (it was logged only at debug).
+func TestServeHelloDatagramTooLargeIsLogged(t *testing.T) {
+	for _, eng := range []string{"goroutine", "epoll"} {
+		t.Run(eng, func(t *testing.T) {
+			p, eps := startServe(t, "hello", "--engine", eng, "-l", "udp://127.0.0.1:0")
+			host, port := hostPort(t, eps[0])
+			c, err := net.Dial("udp", net.JoinHostPort(host, port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			big := bytes.Repeat([]byte{'x'}, 65507)
+			for range 5 {
+				if _, err := c.Write(big); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A small one after them is answered: the big ones were handled.
+			if _, err := c.Write([]byte("Bob")); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 100)
+			n, err := c.Read(buf)
+			if err != nil || string(buf[:n]) != "Hello, Bob!" {
+				t.Fatalf("reply %q, %v", buf[:n], err)
+			}
+			// A drop in a batch is reported when the batch ends, which may
+			// be after Bob's reply went out: wait for the line.
+			logs := p.stderr.String()
+			for end := time.Now().Add(5 * time.Second); !strings.Contains(logs, "datagram reply too large") && time.Now().Before(end); logs = p.stderr.String() {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if got := strings.Count(logs, "datagram reply too large"); got != 1 {
+				t.Fatalf("%d warnings for 5 dropped replies within a second, want 1:\n%s", got, logs)
+			}
+			if !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "65515 bytes") {
+				t.Fatalf("the warning lacks its level or size:\n%s", logs)
+			}
+		})
+	}
+}

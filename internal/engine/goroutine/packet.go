@@ -42,6 +42,7 @@ type packetEndpoint struct {
 	out      []ipv4.Message
 	outBufs  [][]byte
 	nout     int
+	batchErr error // a send within the batch failed: reported at its end
 
 	mu     sync.Mutex
 	events []func()
@@ -186,6 +187,9 @@ func (ep *packetEndpoint) flushBatch() {
 	ep.wmu.Lock()
 	ep.batching = false
 	err := ep.sendQueuedLocked()
+	if ep.batchErr != nil {
+		err, ep.batchErr = ep.batchErr, nil
+	}
 	ep.wmu.Unlock()
 	if err != nil {
 		ep.callback(func() { ep.p.OnError(err) })
@@ -199,7 +203,14 @@ func (ep *packetEndpoint) sendQueuedLocked() error {
 		n, err := ep.bc.WriteBatch(msgs, 0)
 		if err != nil {
 			if firstErr == nil {
-				firstErr = err
+				// sendmmsg fails only on its first datagram (n == 0):
+				// name it, since the error reaches OnError later.
+				i := n
+				if i < 0 || i >= len(msgs) {
+					i = 0
+				}
+				m := &msgs[i]
+				firstErr = fmt.Errorf("datagram of %d bytes to %v not sent: %w", len(m.Buffers[0]), m.Addr, err)
 			}
 			n = max(n, 1) // skip the datagram that failed
 		}
@@ -295,7 +306,9 @@ func (ep *packetEndpoint) WriteTo(b []byte, addr net.Addr) error {
 		ep.wmu.Lock()
 		if ep.batching {
 			if ep.nout == batchSize {
-				_ = ep.sendQueuedLocked()
+				if err := ep.sendQueuedLocked(); err != nil && ep.batchErr == nil {
+					ep.batchErr = err // reported when the batch ends
+				}
 			}
 			if ep.nout == len(ep.out) {
 				ep.out = append(ep.out, ipv4.Message{Buffers: make([][]byte, 1)})
