@@ -81,7 +81,18 @@ func New(cfg Config) (*Handler, error) {
 }
 
 // ServeHTTP answers one request.
+//
+// A request with a Transfer-Encoding closes its connection after the
+// response. RFC 9112 §6.3 asks this of a request with both Content-Length
+// and Transfer-Encoding (a request-smuggling attempt: a front end that
+// trusts Content-Length and this server would see different requests), but
+// net/http removes Content-Length from such a request before any handler
+// runs, so the two cannot be told apart here; no route takes a body, and a
+// chunked upload merely costs its connection.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if len(r.TransferEncoding) > 0 {
+		w.Header().Set("Connection", "close")
+	}
 	h.next.ServeHTTP(w, r)
 }
 

@@ -742,3 +742,40 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestSmugglingClosesTheConnection: a request with both Content-Length and
+// Transfer-Encoding is answered, then its connection closes (RFC 9112
+// §6.3): the request hidden behind its chunked body is never served.
+func TestSmugglingClosesTheConnection(t *testing.T) {
+	h, seen := arrivals(newHandler(t, httpd.Config{}))
+	addr := startHandler(t, h)
+	req := "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"0\r\n\r\n" +
+		"GET /hello/smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+	got := rawExchange(t, addr, req)
+	if strings.Contains(got, "smuggled") || strings.Count(got, "HTTP/1.1 ") != 1 {
+		t.Fatalf("the smuggled request was answered:\n%s", got)
+	}
+	if !strings.Contains(got, "Connection: close") {
+		t.Fatalf("the response does not say the connection closes:\n%s", got)
+	}
+	select {
+	case path := <-seen:
+		if path != "/" {
+			t.Fatalf("handler saw %q first", path)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("the first request never reached the handler")
+	}
+	select {
+	case path := <-seen:
+		t.Fatalf("handler saw a second request %q", path)
+	default:
+	}
+	// A plain request keeps its connection (and a pipelined one after it
+	// is served), so only Transfer-Encoding closes.
+	got = rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /hello/two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if strings.Count(got, "HTTP/1.1 200") != 2 {
+		t.Fatalf("two pipelined plain requests:\n%s", got)
+	}
+}
