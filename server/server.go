@@ -78,6 +78,11 @@ type Server struct {
 	// time (slow-loris). Zero means never.
 	IdleTimeout time.Duration
 	ReadTimeout time.Duration
+	// WriteTimeout closes (aborts) a connection whose queued replies the
+	// peer does not take within this long: what was queued at one check
+	// must be written by the next, WriteTimeout later. Bytes the kernel
+	// takes at once never start the clock. Zero means never.
+	WriteTimeout time.Duration
 	// Verify accepts or refuses a peer (socketserver's verify_request); a
 	// refused peer is closed at once. Nil accepts all. It is called for one
 	// connection at a time per listener, before the connection is served.
@@ -88,7 +93,7 @@ type Server struct {
 	// event is logged either way and serving continues (socketserver's
 	// handle_error).
 	HandleError func(remote net.Addr, err error)
-	// HandleTimeout is called when an idle or read timeout closes a
+	// HandleTimeout is called when an idle, read or write timeout closes a
 	// connection (socketserver's handle_timeout).
 	HandleTimeout func(remote net.Addr, err error)
 	// Logger receives the server's events; nil means slog.Default().
@@ -156,6 +161,7 @@ func (s *Server) options(network string) engine.Options {
 		AdmitMayBlock: s.Verify != nil,
 		IdleTimeout:   s.IdleTimeout,
 		ReadTimeout:   s.ReadTimeout,
+		WriteTimeout:  s.WriteTimeout,
 		OnError:       s.HandleError,
 		OnTimeout:     s.HandleTimeout,
 		Mode:          engine.Mode(s.Concurrency),

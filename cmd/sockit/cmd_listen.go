@@ -78,7 +78,7 @@ The server options (--max-conns, --allow/--deny, --idle-timeout,
 		},
 	}
 	f := cmd.Flags()
-	opts.server.register(f)
+	opts.server.register(f, serverDefaults{})
 	f.BoolVarP(&opts.keepOpen, "keep-open", "k", false, "keep accepting connections, served at the same time")
 	f.StringVar(&opts.execCmd, "exec", "", "run CMD ARGS per connection (split into words, no shell)")
 	f.StringVar(&opts.shExec, "sh-exec", "", "run sh -c TEXT per connection")

@@ -56,7 +56,7 @@ what they mean for sockit serve.`,
 		},
 	}
 	f := cmd.Flags()
-	opts.server.register(f)
+	opts.server.register(f, serverDefaults{})
 	f.DurationVar(&opts.timeout, "timeout", 10*time.Second, "how long connecting to the target (and its TLS handshake) may take")
 	f.StringVar(&opts.source, "source", "", "local address to connect to the target from, ADDR or ADDR:PORT")
 	opts.tls.register(f)

@@ -68,7 +68,7 @@ each endpoint it prints "listening ENDPOINT" on stdout with the real port.`,
 		},
 	}
 	f := cmd.Flags()
-	opts.server.register(f)
+	opts.server.register(f, safeDefaults())
 	f.StringVar(&opts.frame, "frame", "raw", "message framing: raw, line, delim:SEP, fixed:N (echo, discard), len:W, close")
 	f.IntVar(&opts.maxFrame, "max-frame", frame.DefaultMaxFrame, "largest message accepted, in bytes")
 	f.StringVar(&opts.greeting, "greeting", "", `sent on connect exactly as given (escapes \n \r \t \0 \\); hello's default is "Welcome!"`)

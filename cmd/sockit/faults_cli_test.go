@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"io"
 	"net"
@@ -140,5 +141,67 @@ func TestServeHelloDatagramTooLargeIsLogged(t *testing.T) {
 				t.Fatalf("the warning lacks its level or size:\n%s", logs)
 			}
 		})
+	}
+}
+
+// TestServeWriteTimeoutClosesAPeerThatDoesNotRead: chargen to a client that
+// never reads (plain and TLS, both engines) is closed by --write-timeout
+// and logged; before, it held its connection and buffers for ever.
+func TestServeWriteTimeoutClosesAPeerThatDoesNotRead(t *testing.T) {
+	for _, eng := range []string{"goroutine", "epoll"} {
+		for _, scheme := range []string{"tcp", "tls"} {
+			t.Run(eng+"/"+scheme, func(t *testing.T) {
+				args := []string{"chargen", "--engine", eng, "--write-timeout", "300ms", "-l", scheme + "://127.0.0.1:0"}
+				if scheme == "tls" {
+					args = append(args, "--tls-self-signed")
+				}
+				p, eps := startServe(t, args...)
+				host, port := hostPort(t, eps[0])
+				raw, err := net.DialTimeout("tcp", net.JoinHostPort(host, port), 5*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer raw.Close()
+				if scheme == "tls" {
+					tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true})
+					_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+					if err := tc.Handshake(); err != nil {
+						t.Fatal(err)
+					}
+					defer tc.Close()
+				}
+				// Never read: wait (bounded) for the server to give up.
+				deadline := time.Now().Add(10 * time.Second)
+				for !strings.Contains(p.stderr.String(), "write timeout") {
+					if time.Now().After(deadline) {
+						t.Fatalf("no write timeout within 10s of a peer that does not read:\n%s", p.stderr.String())
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			})
+		}
+	}
+}
+
+// TestServeSafeDefaults: serve's bounds are on unless turned off, and
+// listen (netcat -l) keeps none: nc users expect a listener to wait.
+func TestServeSafeDefaults(t *testing.T) {
+	out, _, code := runSockit(t, "serve", "--help")
+	if code != 0 {
+		t.Fatalf("serve --help: exit %d", code)
+	}
+	for _, want := range []string{"--read-timeout duration", "(default 30s)", "(default 5m0s)", "(default 1m0s)", "the default is the open-file limit less a tenth"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("serve --help lacks %q", want)
+		}
+	}
+	if d := defaultMaxConns(); d <= 0 || d >= openFileLimit() {
+		t.Errorf("default --max-conns %d for an open-file limit of %d", d, openFileLimit())
+	}
+	out, _, _ = runSockit(t, "listen", "--help")
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "-timeout") && strings.Contains(line, "(default") && !strings.Contains(line, "--grace") {
+			t.Errorf("listen has a default timeout: %q", line)
+		}
 	}
 }

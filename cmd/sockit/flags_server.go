@@ -21,43 +21,84 @@ import (
 // serverFlags are the operational options every server command shares (SPEC
 // section 7), so a flag means the same thing in each.
 type serverFlags struct {
-	listen      []string
-	engine      string
-	loops       int
-	concurrency string
-	workers     int
-	queue       int
-	maxConns    int
-	allow       []string
-	deny        []string
-	idleTimeout time.Duration
-	readTimeout time.Duration
-	grace       time.Duration
-	unixMode    string
-	reusePort   bool
-	backlog     int
-	tlsCert     string
-	tlsKey      string
-	selfSigned  bool
-	clientCA    string
+	listen       []string
+	engine       string
+	loops        int
+	concurrency  string
+	workers      int
+	queue        int
+	maxConns     int
+	allow        []string
+	deny         []string
+	idleTimeout  time.Duration
+	readTimeout  time.Duration
+	writeTimeout time.Duration
+	grace        time.Duration
+	unixMode     string
+	reusePort    bool
+	backlog      int
+	tlsCert      string
+	tlsKey       string
+	selfSigned   bool
+	clientCA     string
 	// tlsHosts are the listen host names a --tls-self-signed certificate is
 	// made for; commands whose endpoints are arguments rather than -l set
 	// it before build (empty: the hosts of -l, else localhost).
 	tlsHosts []string
 }
 
-func (f *serverFlags) register(fs *pflag.FlagSet) {
+// serverDefaults are the defaults of the flags that bound what one peer
+// may hold: zero for netcat-style commands (listen, relay), safeDefaults
+// for serve.
+type serverDefaults struct {
+	maxConns                               int
+	idleTimeout, readTimeout, writeTimeout time.Duration
+}
+
+// safeDefaults are what `sockit serve SERVICE` runs with unless told
+// otherwise (0 turns each off): a peer that opens a connection and never
+// sends is closed after 5 minutes, one that begins a message and does not
+// finish it (slow-loris) after 30 s, one that does not take its replies
+// after 60 s, and connections past what the open-file limit can hold are
+// refused instead of failing accept for everyone.
+func safeDefaults() serverDefaults {
+	return serverDefaults{
+		maxConns:     defaultMaxConns(),
+		idleTimeout:  5 * time.Minute,
+		readTimeout:  30 * time.Second,
+		writeTimeout: 60 * time.Second,
+	}
+}
+
+// defaultMaxConns leaves a tenth of the open-file limit (at least 32
+// descriptors) for listeners, the engine's own descriptors, files being
+// served and logs; Go raises the soft limit to the hard one at start. It is
+// 0 (no limit) where the limit cannot be read or is unlimited.
+func defaultMaxConns() int {
+	n := openFileLimit()
+	if n <= 0 {
+		return 0
+	}
+	return max(n-max(n/10, 32), 1)
+}
+
+func (f *serverFlags) register(fs *pflag.FlagSet, d serverDefaults) {
 	fs.StringArrayVarP(&f.listen, "listen", "l", nil, "endpoint to listen on (repeatable), e.g. tcp://127.0.0.1:7788, udp://:7788, unix:///tmp/s.sock, fd://3")
 	fs.StringVar(&f.engine, "engine", "goroutine", "engine that runs connections: goroutine or epoll (Linux)")
 	fs.IntVar(&f.loops, "loops", 0, "event loops of the epoll engine (0: one per core)")
 	fs.StringVar(&f.concurrency, "concurrency", "goroutine", "dispatch of the goroutine engine: goroutine (one per connection), pool or serial")
 	fs.IntVar(&f.workers, "workers", 4, "--concurrency pool: number of workers")
 	fs.IntVar(&f.queue, "queue", 0, "--concurrency pool: connections waiting for a worker (0: as many as workers); a connection to a full queue is closed")
-	fs.IntVar(&f.maxConns, "max-conns", 0, "most concurrent connections; more are accepted and closed at once (0: no limit)")
+	maxConnsHelp := "most concurrent connections; more are accepted and closed at once (0: no limit)"
+	if d.maxConns > 0 {
+		maxConnsHelp += "; the default is the open-file limit less a tenth"
+	}
+	fs.IntVar(&f.maxConns, "max-conns", d.maxConns, maxConnsHelp)
 	fs.StringArrayVar(&f.allow, "allow", nil, "serve only peers in this CIDR or address (repeatable)")
 	fs.StringArrayVar(&f.deny, "deny", nil, "refuse peers in this CIDR or address (repeatable; deny wins)")
-	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, "close a connection with no bytes either way for this long (0: never)")
-	fs.DurationVar(&f.readTimeout, "read-timeout", 0, "close a connection that began a message and did not finish it within this long (0: never)")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", d.idleTimeout, "close a connection with no bytes either way for this long (0: never)")
+	fs.DurationVar(&f.readTimeout, "read-timeout", d.readTimeout, "close a connection that began a message and did not finish it within this long (0: never)")
+	fs.DurationVar(&f.writeTimeout, "write-timeout", d.writeTimeout, "close a connection whose queued replies are not all taken by the peer within this long (checked at this period; 0: never)")
 	fs.DurationVar(&f.grace, "grace", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight connections may take to finish")
 	fs.StringVar(&f.unixMode, "unix-mode", "", "permissions of new Unix socket files, octal (e.g. 0660)")
 	fs.BoolVar(&f.reusePort, "reuse-port", false, "set SO_REUSEPORT so several processes can share the port")
@@ -82,7 +123,7 @@ func (f *serverFlags) build(g *globals) (*server.Server, endpoint.ListenConfig, 
 	if f.queue < 0 || f.maxConns < 0 || f.backlog < 0 || f.loops < 0 {
 		return nil, lc, usagef("--queue, --max-conns, --backlog and --loops cannot be negative")
 	}
-	if f.idleTimeout < 0 || f.readTimeout < 0 || f.grace < 0 {
+	if f.idleTimeout < 0 || f.readTimeout < 0 || f.writeTimeout < 0 || f.grace < 0 {
 		return nil, lc, usagef("durations cannot be negative")
 	}
 	parse := func(flag string, vals []string) ([]netip.Prefix, error) {
@@ -107,17 +148,18 @@ func (f *serverFlags) build(g *globals) (*server.Server, endpoint.ListenConfig, 
 		return nil, lc, err
 	}
 	srv := &server.Server{
-		Engine:      f.engine,
-		Loops:       f.loops,
-		Concurrency: conc,
-		Workers:     f.workers,
-		Queue:       f.queue,
-		MaxConns:    f.maxConns,
-		Allow:       allow,
-		Deny:        deny,
-		IdleTimeout: f.idleTimeout,
-		ReadTimeout: f.readTimeout,
-		Logger:      g.logger,
+		Engine:       f.engine,
+		Loops:        f.loops,
+		Concurrency:  conc,
+		Workers:      f.workers,
+		Queue:        f.queue,
+		MaxConns:     f.maxConns,
+		Allow:        allow,
+		Deny:         deny,
+		IdleTimeout:  f.idleTimeout,
+		ReadTimeout:  f.readTimeout,
+		WriteTimeout: f.writeTimeout,
+		Logger:       g.logger,
 	}
 	if f.queue == 0 {
 		srv.Queue = 0

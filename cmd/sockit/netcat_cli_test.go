@@ -1000,12 +1000,18 @@ func TestFDExhaustion(t *testing.T) {
 	for _, args := range [][]string{
 		{"listen", "-k", "--exec", "cat", "tcp://127.0.0.1:0"},
 		{"listen", "-k", "tcp://127.0.0.1:0"},
-		{"serve", "echo", "-l", "tcp://127.0.0.1:0"},
-		{"serve", "echo", "--engine", "epoll", "-l", "tcp://127.0.0.1:0"}, // the loops accept
+		// --max-conns 0: the default (from the open-file limit) would
+		// refuse connections before descriptors run out.
+		{"serve", "echo", "--max-conns", "0", "-l", "tcp://127.0.0.1:0"},
+		{"serve", "echo", "--max-conns", "0", "--engine", "epoll", "-l", "tcp://127.0.0.1:0"}, // the loops accept
+		{"serve", "echo", "--engine", "epoll", "-l", "tcp://127.0.0.1:0"},                     // the default limit
 	} {
 		name := strings.Join(args[:2], "-")
 		if slices.Contains(args, "epoll") {
 			name += "-epoll"
+		}
+		if args[0] == "serve" && !slices.Contains(args, "--max-conns") {
+			name += "-default-max-conns"
 		}
 		t.Run(name, func(t *testing.T) {
 			p := startNC(t, ncOpts{pipeStdin: true, wrap: []string{"sh", "-c", `ulimit -n 40 && exec "$@"`, "sh"}}, args...)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,7 +17,7 @@ import (
 // 120s).
 func runServeHTTP(ctx context.Context, g *globals, opts serveOptions, cmd *cobra.Command) error {
 	if cmd != nil {
-		for _, name := range []string{"frame", "max-frame", "greeting", "time-format", "table", "default", "close-on"} {
+		for _, name := range []string{"frame", "max-frame", "greeting", "time-format", "table", "default", "close-on", "write-timeout"} {
 			if cmd.Flags().Changed(name) {
 				return usagef("service http does not take --%s", name)
 			}
@@ -58,8 +59,8 @@ func runServeHTTP(ctx context.Context, g *globals, opts serveOptions, cmd *cobra
 	srv := &httpd.Server{
 		Handler:           h,
 		Limits:            limits,
-		ReadHeaderTimeout: opts.server.readTimeout,
-		IdleTimeout:       opts.server.idleTimeout,
+		ReadHeaderTimeout: httpTimeout(cmd, "read-timeout", opts.server.readTimeout),
+		IdleTimeout:       httpTimeout(cmd, "idle-timeout", opts.server.idleTimeout),
 		Logger:            g.logger,
 	}
 	bounds, err := listenAll(ctx, lc, eps)
@@ -69,4 +70,14 @@ func runServeHTTP(ctx context.Context, g *globals, opts serveOptions, cmd *cobra
 	// net/http's graceful drain on SIGINT/SIGTERM: requests in flight
 	// finish, idle keep-alive connections are closed.
 	return serveUntilSignal(ctx, g, srv, bounds, opts.server.grace, func(b bound) error { return srv.Serve(b.ln) })
+}
+
+// httpTimeout is a timeout flag's value for serve http: 0, which gives
+// httpd's own defaults (DefaultReadHeaderTimeout, DefaultIdleTimeout),
+// unless the flag was given; the message services' defaults do not apply.
+func httpTimeout(cmd *cobra.Command, name string, v time.Duration) time.Duration {
+	if cmd != nil && !cmd.Flags().Changed(name) {
+		return 0
+	}
+	return v
 }

@@ -72,6 +72,7 @@ var semanticCases = []semanticCase{
 	{name: "Server_ShutdownDeadlineAbortsRest", run: testShutdownDeadline},
 	{name: "Server_MaxConnsClosesExtra", run: testMaxConns},
 	{name: "Server_IdleTimeoutCloses", run: testIdleTimeout},
+	{name: "Server_WriteTimeoutClosesAStuckPeerNotASlowOne", streamOnly: true, run: testWriteTimeout},
 	{name: "Record_TooLargeIsOnErrorAndCloseNeverCut", packetOnly: true, run: testRecordTooLarge},
 }
 
@@ -1063,6 +1064,81 @@ func testIdleTimeout(t *testing.T, eng string, tr Transport) {
 	if !env.Logs.Contains("idle timeout") {
 		t.Fatalf("idle close not logged: %s", env.Logs.String())
 	}
+}
+
+// testWriteTimeout: a peer that does not take its replies is closed by
+// WriteTimeout (OnClose gets ErrWriteTimeout, HandleTimeout is called, the
+// close is logged); a peer that reads steadily while replies keep coming
+// for several periods is not.
+func testWriteTimeout(t *testing.T, eng string, tr Transport) {
+	const period = 200 * time.Millisecond
+	t.Run("stuck", func(t *testing.T) {
+		sink := NewSink(func() *Hooks {
+			h := NewHooks()
+			h.Open = func(h *Hooks) {
+				// One write into an empty buffer: accepted whatever its size;
+				// far more than the socket buffers hold.
+				_ = h.T.Write(make([]byte, 32<<20))
+			}
+			return h
+		})
+		var timeouts atomic.Int32
+		env := Start(t, eng, tr, sink.Factory, func(s *server.Server) {
+			s.WriteTimeout = period
+			s.HandleTimeout = func(net.Addr, error) { timeouts.Add(1) }
+		})
+		c := env.Dial()
+		defer c.Close()
+		h, err := sink.Next(wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err, ok := h.WaitClosed(wait)
+		if !ok {
+			t.Fatalf("a peer that never reads was not closed within %v (write timeout %v)", wait, period)
+		}
+		if !errors.Is(err, engine.ErrWriteTimeout) {
+			t.Fatalf("OnClose(%v), want the write timeout", err)
+		}
+		if timeouts.Load() != 1 {
+			t.Fatalf("HandleTimeout called %d times", timeouts.Load())
+		}
+		if !env.Logs.Contains("write timeout") {
+			t.Fatalf("write-timeout close not logged: %s", env.Logs.String())
+		}
+	})
+	t.Run("slow-but-reading", func(t *testing.T) {
+		const chunks, size = 12, 256 << 10
+		sink := NewSink(func() *Hooks {
+			h := NewHooks()
+			h.Open = func(h *Hooks) {
+				tp := h.T
+				go func() {
+					chunk := bytes.Repeat([]byte("w"), size)
+					for i := 0; i < chunks; i++ {
+						if tp.Write(chunk) != nil {
+							return
+						}
+						time.Sleep(period / 4)
+					}
+					_ = tp.Close()
+				}()
+			}
+			return h
+		})
+		env := Start(t, eng, tr, sink.Factory, func(s *server.Server) { s.WriteTimeout = period })
+		c := env.Dial()
+		// Replies keep coming for chunks × period/4 = 3 periods; the peer
+		// reads all the while.
+		got := ReadAll(t, c)
+		if len(got) != chunks*size {
+			t.Fatalf("a reading peer got %d of %d bytes: closed by the write timeout?\n%s", len(got), chunks*size, env.Logs.String())
+		}
+		h, _ := sink.Next(wait)
+		if err, _ := h.WaitClosed(wait); err != nil {
+			t.Fatalf("OnClose(%v), want a clean close", err)
+		}
+	})
 }
 
 var _ = fmt.Sprint

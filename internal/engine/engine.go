@@ -51,13 +51,20 @@ type Options struct {
 	// it within this long (slow-loris); 0 means never. It needs a protocol
 	// that implements proto.Idler.
 	ReadTimeout time.Duration
+	// WriteTimeout closes (aborts) a connection whose queued bytes are not
+	// all written within this long: the kernel did not take them because
+	// the peer reads too slowly or not at all. The engine checks at this
+	// period that everything queued at the previous check has gone, so a
+	// stuck byte is caught after WriteTimeout to 2 × WriteTimeout; bytes
+	// that go straight to the kernel never start the clock. 0 means never.
+	WriteTimeout time.Duration
 	// OnError is called once for each connection that fails other than by a
 	// timeout: its protocol panicked (a *PanicError), its TLS handshake
 	// failed (then no OnOpen was called), or a Unix seqpacket record was
 	// larger than the engine reads whole (socketserver's handle_error). It
 	// may be nil.
 	OnError func(remote net.Addr, err error)
-	// OnTimeout is called when an idle or read timeout closes a connection
+	// OnTimeout is called when an idle, read or write timeout closes a connection
 	// (socketserver's handle_timeout); it may be nil.
 	OnTimeout func(remote net.Addr, err error)
 	// Mode, Workers and Queue choose the dispatch (goroutine engine only).
@@ -74,6 +81,9 @@ var (
 	// ErrReadTimeout is the cause given to OnClose when ReadTimeout closed the
 	// connection.
 	ErrReadTimeout = errors.New("sockit: read timeout: message not finished in time")
+	// ErrWriteTimeout is the cause given to OnClose when WriteTimeout closed
+	// the connection.
+	ErrWriteTimeout = errors.New("sockit: write timeout: the peer did not take the replies in time")
 	// ErrShutdown is the cause given to OnClose when a shutdown deadline
 	// aborted the connection.
 	ErrShutdown = errors.New("sockit: aborted by shutdown")

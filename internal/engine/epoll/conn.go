@@ -92,6 +92,16 @@ type connTimers struct {
 	idleTimer *timer       // made once, re-armed by each idle check
 	msgStart  int64        // mono() when the message being read began; 0: none
 	activity  atomic.Int64 // mono() of the last read or write
+
+	// The write timeout's checkpoint: every byte queued up to queuedTotal
+	// at the last check (wMark) must be flushed (sent) by the next one.
+	// queuedTotal, sent, wMark and wArmed are under c.mu; writeTimer is
+	// the loop's.
+	writeTimer  *timer
+	queuedTotal int64
+	sent        int64
+	wMark       int64
+	wArmed      bool
 }
 
 // connLimits holds write-buffer limits set by the protocol and the channel
@@ -446,6 +456,9 @@ func (c *conn) closeFD(err error) {
 		if tm.idleTimer != nil {
 			c.l.removeTimer(tm.idleTimer)
 		}
+		if tm.writeTimer != nil {
+			c.l.removeTimer(tm.writeTimer)
+		}
 	}
 	c.call(func() { c.p.OnClose(err) })
 	if c.release != nil {
@@ -569,16 +582,56 @@ func (c *conn) writev(bufs [][]byte) error {
 		w.lens = append(w.lens, total-written)
 	}
 	c.updateEventsLocked()
+	arm := false
+	if c.o.WriteTimeout > 0 {
+		c.tm.queuedTotal += int64(total - written)
+		arm = c.armWriteLocked()
+	}
 	inline := false
 	if !c.writePaused && c.queued() > high {
 		c.writePaused = true
 		inline = c.pauseChangedLocked()
 	}
 	c.mu.Unlock()
+	if arm {
+		c.startWriteTimer()
+	}
 	if inline {
 		c.syncPause()
 	}
 	return nil
+}
+
+// armWriteLocked starts a write-timeout period unless one runs: what is
+// queued now must be flushed within WriteTimeout. It reports whether the
+// caller must start the timer (startWriteTimer, once c.mu is released).
+func (c *conn) armWriteLocked() bool {
+	tm := c.tm
+	if tm.wArmed {
+		return false
+	}
+	tm.wArmed = true
+	tm.wMark = tm.queuedTotal
+	return true
+}
+
+// startWriteTimer schedules checkWrite on the loop's wheel, from the loop
+// or, from another goroutine, through a posted task.
+func (c *conn) startWriteTimer() {
+	start := func() {
+		if c.finished {
+			return
+		}
+		if c.tm.writeTimer == nil {
+			c.tm.writeTimer = c.l.newConnTimer(c.checkWrite)
+		}
+		c.l.resetTimer(c.tm.writeTimer, c.o.WriteTimeout)
+	}
+	if c.l.onLoop() {
+		start()
+		return
+	}
+	c.l.post(start)
 }
 
 // pauseChangedLocked is called, c.mu held, when writePaused has changed. It
@@ -659,6 +712,9 @@ func (c *conn) flush() {
 		}
 		c.touch()
 		w.head += n
+		if c.tm != nil {
+			c.tm.sent += int64(n)
+		}
 		if c.packet {
 			w.lens = w.lens[1:]
 		}
@@ -865,6 +921,32 @@ func (c *conn) checkRead() {
 		return
 	}
 	c.timeout(engine.ErrReadTimeout)
+}
+
+// checkWrite runs on the loop when the write timer fires: the bytes queued
+// at the last check must have been flushed; if more are queued now,
+// another period begins for them.
+func (c *conn) checkWrite() {
+	if c.finished {
+		return
+	}
+	tm := c.tm
+	c.mu.Lock()
+	if c.closed || !tm.wArmed {
+		c.mu.Unlock()
+		return
+	}
+	if tm.sent < tm.wMark {
+		c.mu.Unlock()
+		c.timeout(engine.ErrWriteTimeout)
+		return
+	}
+	tm.wArmed = false
+	rearm := c.queued() > 0 && c.armWriteLocked()
+	c.mu.Unlock()
+	if rearm {
+		c.l.resetTimer(tm.writeTimer, c.o.WriteTimeout)
+	}
 }
 
 func (c *conn) timeout(err error) {

@@ -312,7 +312,7 @@ func detach(nc net.Conn) (fd int, packet bool, err error) {
 func (l *loop) open(c *conn, f proto.Factory) {
 	c.l = l
 	fd, o, release := c.fd, c.o, c.release
-	if o.IdleTimeout > 0 || o.ReadTimeout > 0 {
+	if o.IdleTimeout > 0 || o.ReadTimeout > 0 || o.WriteTimeout > 0 {
 		c.tm = new(connTimers)
 	}
 	local, remote := c.LocalAddr(), c.RemoteAddr()

@@ -97,6 +97,13 @@ type conn struct {
 	msgStart     time.Time
 	readTimer    *time.Timer
 	idleTimer    *time.Timer
+	// The write timeout's checkpoint: every byte queued up to queuedTotal
+	// at the last check (wMark) must be written (sent) by the next one.
+	queuedTotal int64
+	sent        atomic.Int64 // bytes of the buffer written to the socket
+	wMark       int64
+	wArmed      bool
+	writeTimer  *time.Timer
 }
 
 // newConn makes the connection; its protocol is made by serve.
@@ -454,6 +461,9 @@ func (c *conn) finish() {
 	if c.readTimer != nil {
 		c.readTimer.Stop()
 	}
+	if c.writeTimer != nil {
+		c.writeTimer.Stop()
+	}
 	c.mu.Unlock()
 	if closeSock {
 		c.sock(opClose)
@@ -473,6 +483,37 @@ func (c *conn) checkIdle() {
 		return
 	}
 	c.timeout(engine.ErrIdleTimeout)
+}
+
+// armWriteLocked starts a write-timeout period: what is queued now must be
+// written within WriteTimeout.
+func (c *conn) armWriteLocked() {
+	c.wArmed = true
+	c.wMark = c.queuedTotal
+	if c.writeTimer == nil {
+		c.writeTimer = time.AfterFunc(c.o.WriteTimeout, func() { c.post(c.checkWrite) })
+		return
+	}
+	c.writeTimer.Reset(c.o.WriteTimeout)
+}
+
+// checkWrite runs on the loop when the write timer fires: the bytes queued
+// at the last check must have gone; if more are queued now, another period
+// begins for them.
+func (c *conn) checkWrite() {
+	c.mu.Lock()
+	switch {
+	case c.closed || !c.wArmed:
+	case c.sent.Load() < c.wMark:
+		c.mu.Unlock()
+		c.timeout(engine.ErrWriteTimeout)
+		return
+	case c.bufferedLocked() > 0:
+		c.armWriteLocked()
+	default:
+		c.wArmed = false
+	}
+	c.mu.Unlock()
 }
 
 // checkRead runs on the loop when the read timer fires.
@@ -495,9 +536,15 @@ func (c *conn) timeout(err error) {
 	if c.o.OnTimeout != nil {
 		c.o.OnTimeout(c.remote, err)
 	}
-	// The buffer is discarded, but a TLS peer still gets its close_notify.
+	// The buffer is discarded, but a TLS peer still gets its close_notify,
+	// unless the peer stopped reading: a close_notify would wait behind the
+	// write that is stuck.
+	how := opClose
+	if err == engine.ErrWriteTimeout {
+		how = opAbort
+	}
 	c.mu.Lock()
-	op := c.closeNowLocked(err, opClose)
+	op := c.closeNowLocked(err, how)
 	c.mu.Unlock()
 	c.sock(op)
 }
@@ -706,6 +753,10 @@ func (c *conn) writev(bufs [][]byte) error {
 	if c.packet {
 		c.pendingLens = append(c.pendingLens, n)
 	}
+	c.queuedTotal += int64(n)
+	if c.o.WriteTimeout > 0 && !c.wArmed {
+		c.armWriteLocked()
+	}
 	c.startWriterLocked()
 	pause := false
 	if !c.writePaused && c.bufferedLocked() > c.high {
@@ -790,6 +841,7 @@ func (c *conn) writeOut(buf []byte, lens []int) error {
 				return err
 			}
 			buf = buf[n:]
+			c.sent.Add(int64(n))
 			c.touch()
 		}
 		return nil
@@ -801,6 +853,7 @@ func (c *conn) writeOut(buf []byte, lens []int) error {
 		}
 		n, err := c.nc.Write(chunk)
 		if n > 0 {
+			c.sent.Add(int64(n))
 			c.touch()
 		}
 		if err != nil {
