@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sockit/sockit/endpoint"
+	"github.com/sockit/sockit/internal/memtrim"
 	"github.com/sockit/sockit/server"
 )
 
@@ -345,6 +346,14 @@ func serveUntilSignal(ctx context.Context, g *globals, srv shutdowner, bounds []
 		engineName, _ = s.EngineName()
 	}
 	g.logger.Info("serving", "endpoints", len(bounds), "engine", engineName)
+	// Hand the memory of a burst back to the system once it is over.
+	trimCtx, stopTrim := context.WithCancel(context.Background())
+	defer stopTrim()
+	trim := memtrim.Config{Logger: g.logger}
+	if s, ok := srv.(interface{ ActiveConns() int }); ok {
+		trim.Conns = s.ActiveConns
+	}
+	go memtrim.Run(trimCtx, trim)
 
 	var serveErr error
 	select {
