@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/sockit/sockit/internal/ratelog"
 	"github.com/sockit/sockit/proto"
 )
 
@@ -27,6 +28,7 @@ type chargen struct {
 	period   []byte // the 95 lines of one period
 	greeting []byte
 	log      *slog.Logger
+	fullBuf  ratelog.Limiter
 }
 
 // Pattern sizes.
@@ -148,7 +150,7 @@ func (p *chargenDatagram) OnOpen(t proto.DatagramTransport) { p.t = t }
 
 func (p *chargenDatagram) OnDatagram(_ []byte, addr net.Addr) {
 	if err := p.t.WriteTo(p.c.period[:chargenDatagramLen], addr); err != nil {
-		logger(p.c.log).Debug("datagram reply failed", "service", "chargen", "peer", addrString(addr), "err", err)
+		datagramReplyFailed(logger(p.c.log), &p.c.fullBuf, "chargen", addr, err)
 	}
 }
 

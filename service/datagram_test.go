@@ -3,8 +3,11 @@ package service_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -123,6 +126,32 @@ func TestDatagramErrors(t *testing.T) {
 			t.Fatalf("%s: closed after an error", name)
 		}
 		_ = p.Close()
+	}
+}
+
+// TestDatagramFullSendBuffer: a reply the kernel refuses for a full send
+// buffer (a Unix datagram peer that does not read holds it) is dropped and
+// logged at warn, once for a burst, and the endpoint carries on.
+func TestDatagramFullSendBuffer(t *testing.T) {
+	for _, name := range service.Names() {
+		if name == "discard" {
+			continue
+		}
+		log, lb := newLog()
+		svc := mustNew(t, name, service.Config{Logger: log})
+		p := fake.OpenPacket(svc.NewDatagram())
+		p.Fail = fmt.Errorf("datagram of 1 bytes to %v dropped: %w", peerB, os.NewSyscallError("sendto", syscall.EAGAIN))
+		for range 100 {
+			p.Receive([]byte("x"), peerB)
+		}
+		if n := strings.Count(lb.String(), "datagram reply dropped: the send buffer is full"); n != 1 || !strings.Contains(lb.String(), "level=WARN") {
+			t.Fatalf("%s: %d warn lines for a burst of 100 refused replies, want 1:\n%s", name, n, lb)
+		}
+		p.Fail = nil
+		p.Receive([]byte("x"), peerB)
+		if len(p.Take()) != 1 || p.IsClosed() {
+			t.Fatalf("%s: no reply once the buffer has room", name)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sockit/sockit/frame"
+	"github.com/sockit/sockit/internal/ratelog"
 	"github.com/sockit/sockit/proto"
 )
 
@@ -18,6 +19,7 @@ type daytime struct {
 	spec     frame.Spec
 	greeting []byte
 	log      *slog.Logger
+	fullBuf  ratelog.Limiter
 }
 
 func newDaytime(cfg Config) (*Service, error) {
@@ -95,7 +97,7 @@ func (p *daytimeDatagram) OnOpen(t proto.DatagramTransport) { p.t = t }
 func (p *daytimeDatagram) OnDatagram(_ []byte, addr net.Addr) {
 	p.buf = p.d.now().AppendFormat(p.buf[:0], p.d.format)
 	if err := p.t.WriteTo(p.buf, addr); err != nil {
-		logger(p.d.log).Debug("datagram reply failed", "service", "daytime", "peer", addrString(addr), "err", err)
+		datagramReplyFailed(logger(p.d.log), &p.d.fullBuf, "daytime", addr, err)
 	}
 }
 

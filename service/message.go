@@ -84,6 +84,7 @@ type MessageHandler struct {
 	packet   messageMode // unixpacket: raw
 	maxFrame int
 	bigReply ratelog.Limiter // datagram replies too large to send
+	fullBuf  ratelog.Limiter // datagram replies dropped for a full send buffer
 }
 
 // messageMode is what a connection needs of its framing, computed once.
@@ -440,11 +441,24 @@ func (d *messageDatagram) OnDatagram(data []byte, addr net.Addr) {
 			d.h.bigReply.Warn(d.h.logger(), "datagram reply too large for one datagram, dropped",
 				"service", d.h.name, "peer", addrString(addr), "reply_len", len(reply), "err", err)
 		} else {
-			d.h.logger().Debug("datagram reply failed",
-				"service", d.h.name, "peer", addrString(addr), "err", err)
+			datagramReplyFailed(d.h.logger(), &d.h.fullBuf, d.h.name, addr, err)
 		}
 	}
 	d.out = reusable(reply, msg)
+}
+
+// datagramReplyFailed logs a datagram reply that was not sent: dropped for a
+// full send buffer (on a Unix datagram socket, a peer that does not read its
+// replies holds the server's send buffer until it reads or closes) at warn,
+// once a second at most; anything else (an ICMP "port unreachable" from a
+// peer gone) at debug.
+func datagramReplyFailed(l *slog.Logger, full *ratelog.Limiter, service string, addr net.Addr, err error) {
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.ENOBUFS) {
+		full.Warn(l, "datagram reply dropped: the send buffer is full",
+			"service", service, "peer", addrString(addr), "err", err)
+		return
+	}
+	l.Debug("datagram reply failed", "service", service, "peer", addrString(addr), "err", err)
 }
 
 func (d *messageDatagram) OnError(err error) {

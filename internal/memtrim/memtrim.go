@@ -6,12 +6,14 @@
 // held 500 MB for 300 slow clients keeps that RSS long after they left.
 //
 // Run watches the heap once per Interval. When the server is quiet (no
-// collection for Quiet: nothing is allocating) and the heap holds at least
-// Slack bytes the runtime has not returned, and either that amount grew by
-// Slack since the last hand-back or a quarter of the connections open then
-// have closed, it calls
+// collection for Quiet: nothing is allocating) and either the heap it holds
+// grew since the last hand-back by Slack or a quarter, whichever is more, or
+// a quarter of the connections open then have closed, it calls
 // debug.FreeOSMemory (a collection, then every free page returned).
-// Hand-backs are at least MinGap apart.
+// Hand-backs are at least MinGap apart, and an idle server is handed back
+// once, not on every tick. On a small heap a hand-back costs well under a
+// millisecond; the relative growth keeps a large live heap from being
+// collected again for every few megabytes.
 package memtrim
 
 import (
@@ -27,7 +29,7 @@ type Config struct {
 	Interval time.Duration // how often the heap is read; default 1 s
 	Quiet    time.Duration // no collection for this long; default 2 s
 	MinGap   time.Duration // between hand-backs; default 5 s
-	Slack    uint64        // bytes worth handing back; default 64 MiB
+	Slack    uint64        // the least growth worth handing back; default 4 MiB
 	// Conns reports the open connections (nil: not used).
 	Conns func() int
 	// Logger gets one debug line per hand-back (nil: slog.Default()).
@@ -97,7 +99,7 @@ func (c *Config) defaults() {
 		c.MinGap = 5 * time.Second
 	}
 	if c.Slack == 0 {
-		c.Slack = 64 << 20
+		c.Slack = 4 << 20
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -146,9 +148,10 @@ func (t *trimmer) step(now time.Time) bool {
 		return false
 	case !t.last.IsZero() && now.Sub(t.last) < t.cfg.MinGap:
 		return false
-	case h.retained < t.cfg.Slack:
-		return false
-	case h.retained < t.baseHeap+t.cfg.Slack && conns > t.baseConns-t.baseConns/4:
+	}
+	grew := h.retained >= t.baseHeap+max(t.cfg.Slack, t.baseHeap/4)
+	closed := t.baseConns > 0 && conns <= t.baseConns-t.baseConns/4
+	if !grew && !closed {
 		// Neither grew the heap nor closed a quarter of the connections
 		// since the last hand-back: what is held is most likely live.
 		return false

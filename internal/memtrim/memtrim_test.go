@@ -16,9 +16,17 @@ func released() uint64 {
 	return s[0].Value.Uint64()
 }
 
-// TestRunHandsBackABurst: 256 MiB allocated and dropped, then quiet: Run
-// returns it to the system within a few ticks.
+// TestRunHandsBackABurst: with Run watching, 256 MiB allocated and dropped,
+// then quiet: Run returns it to the system within a few ticks.
 func TestRunHandsBackABurst(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Run(ctx, Config{Interval: 20 * time.Millisecond, Quiet: 100 * time.Millisecond, MinGap: 100 * time.Millisecond, Slack: 32 << 20})
+	}()
+	time.Sleep(50 * time.Millisecond) // Run has read the small heap it starts from
 	for i := 0; i < 256; i++ {
 		b := make([]byte, 1<<20)
 		b[0] = 1
@@ -27,16 +35,9 @@ func TestRunHandsBackABurst(t *testing.T) {
 	sink = nil
 	runtime.GC() // the burst is garbage now; the pages are still held
 	before := released()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		Run(ctx, Config{Interval: 20 * time.Millisecond, Quiet: 100 * time.Millisecond, MinGap: 100 * time.Millisecond, Slack: 32 << 20})
-	}()
 	for released() < before+128<<20 {
 		if ctx.Err() != nil {
-			t.Fatalf("released %d MiB more in 20s, want at least 128", (released()-before)>>20)
+			t.Fatalf("released %d MiB more in 20s, want at least 128", int64(released()-before)>>20)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -63,8 +64,8 @@ func TestStepRules(t *testing.T) {
 		}
 	}
 	step(10*time.Second, false, "nothing grew and no connection closed, however quiet")
-	h.retained = 1000 + 64
-	step(11*time.Second, true, "the heap grew by Slack")
+	h.retained = 1000 + 250
+	step(11*time.Second, true, "the heap grew by a quarter (more than Slack)")
 	conns = 75
 	step(13*time.Second, false, "within MinGap")
 	conns = 80
@@ -73,10 +74,15 @@ func TestStepRules(t *testing.T) {
 	h.gcs++ // a collection: the server allocates
 	step(21*time.Second, false, "right after a collection")
 	step(23*time.Second, true, "a quarter closed, quiet again")
-	h.retained = 10
 	conns = 0
-	step(40*time.Second, false, "less than Slack held")
-	if calls != 2 {
-		t.Fatalf("%d hand-backs, want 2", calls)
+	step(40*time.Second, true, "every connection closed")
+	step(50*time.Second, false, "idle: handed back already")
+	step(60*time.Second, false, "idle: handed back already")
+	h.retained = 500 + 100
+	step(70*time.Second, false, "grew by Slack but not by a quarter")
+	h.retained = 500 + 125
+	step(71*time.Second, true, "grew by a quarter")
+	if calls != 4 {
+		t.Fatalf("%d hand-backs, want 4", calls)
 	}
 }

@@ -37,6 +37,7 @@ type packetEndpoint struct {
 	// Datagrams written from the callbacks of a received batch are sent
 	// together with one sendmmsg after the batch (Linux UDP).
 	bc       batchConn
+	ug       *unixgramSender // Unix datagram sockets: sends that never wait
 	wmu      sync.Mutex
 	batching bool
 	out      []ipv4.Message
@@ -80,6 +81,7 @@ func (ep *packetEndpoint) serve() {
 	// bc is set before OnOpen: from then on WriteTo may run on any
 	// goroutine, and it reads bc.
 	ep.bc = newBatchConn(ep.pc)
+	ep.ug = newUnixgramSender(ep.pc)
 	ep.callback(func() { ep.p.OnOpen(ep) })
 	if ep.bc != nil {
 		ep.readBatches()
@@ -325,7 +327,9 @@ func (ep *packetEndpoint) WriteTo(b []byte, addr net.Addr) error {
 		ep.wmu.Unlock()
 	}
 	var err error
-	if addr == nil {
+	if ep.ug != nil {
+		err = ep.ug.send(b, addr)
+	} else if addr == nil {
 		c, ok := ep.pc.(net.Conn)
 		if !ok {
 			return errors.New("sockit: WriteTo needs an address on an unconnected socket")
