@@ -8,7 +8,8 @@
 // Run watches the heap once per Interval. When the server is quiet (no
 // collection for Quiet: nothing is allocating) and either the heap it holds
 // grew since the last hand-back by Slack or a quarter, whichever is more, or
-// a quarter of the connections open then have closed, it calls
+// a quarter of the most connections open at once since then have closed, it
+// calls
 // debug.FreeOSMemory (a collection, then every free page returned).
 // Hand-backs are at least MinGap apart, and an idle server is handed back
 // once, not on every tick. On a small heap a hand-back costs well under a
@@ -29,7 +30,7 @@ type Config struct {
 	Interval time.Duration // how often the heap is read; default 1 s
 	Quiet    time.Duration // no collection for this long; default 2 s
 	MinGap   time.Duration // between hand-backs; default 5 s
-	Slack    uint64        // the least growth worth handing back; default 4 MiB
+	Slack    uint64        // the least growth worth handing back; default 1 MiB
 	// Conns reports the open connections (nil: not used).
 	Conns func() int
 	// Logger gets one debug line per hand-back (nil: slog.Default()).
@@ -41,11 +42,12 @@ const (
 	mObjects = "/memory/classes/heap/objects:bytes"
 	mUnused  = "/memory/classes/heap/unused:bytes"
 	mFree    = "/memory/classes/heap/free:bytes"
+	mStacks  = "/memory/classes/heap/stacks:bytes"
 )
 
 // heap is what Run reads: the collections so far and the heap memory the
-// runtime holds (objects, live or dead, the unused room in their spans, and
-// free pages not yet returned).
+// runtime holds (objects, live or dead, the unused room in their spans,
+// goroutine stacks, and free pages not yet returned).
 type heap struct {
 	gcs      uint64
 	retained uint64
@@ -69,7 +71,7 @@ func readHeap(s []metrics.Sample) heap {
 }
 
 func samples() []metrics.Sample {
-	return []metrics.Sample{{Name: mGC}, {Name: mObjects}, {Name: mUnused}, {Name: mFree}}
+	return []metrics.Sample{{Name: mGC}, {Name: mObjects}, {Name: mUnused}, {Name: mFree}, {Name: mStacks}}
 }
 
 // Run hands memory back as the package documentation says until ctx ends.
@@ -99,7 +101,7 @@ func (c *Config) defaults() {
 		c.MinGap = 5 * time.Second
 	}
 	if c.Slack == 0 {
-		c.Slack = 4 << 20
+		c.Slack = 1 << 20
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -114,7 +116,7 @@ type trimmer struct {
 	gcSeen    time.Time // when the count last changed
 	last      time.Time // the last hand-back
 	baseHeap  uint64    // retained right after it
-	baseConns int       // connections then
+	peakConns int       // the most connections open at a tick since then
 	free      func()    // debug.FreeOSMemory; replaced in tests
 	read      func() heap
 }
@@ -124,7 +126,7 @@ func newTrimmer(cfg Config, now time.Time) *trimmer {
 	t.read = func() heap { return readHeap(t.s) }
 	h := t.read()
 	t.gcs, t.baseHeap = h.gcs, h.retained
-	t.baseConns = t.conns()
+	t.peakConns = t.conns()
 	return t
 }
 
@@ -143,6 +145,7 @@ func (t *trimmer) step(now time.Time) bool {
 		t.gcs, t.gcSeen = h.gcs, now
 	}
 	conns := t.conns()
+	t.peakConns = max(t.peakConns, conns)
 	switch {
 	case now.Sub(t.gcSeen) < t.cfg.Quiet: // allocating: the runtime copes
 		return false
@@ -150,7 +153,7 @@ func (t *trimmer) step(now time.Time) bool {
 		return false
 	}
 	grew := h.retained >= t.baseHeap+max(t.cfg.Slack, t.baseHeap/4)
-	closed := t.baseConns > 0 && conns <= t.baseConns-t.baseConns/4
+	closed := t.peakConns > 0 && conns <= t.peakConns-(t.peakConns+3)/4
 	if !grew && !closed {
 		// Neither grew the heap nor closed a quarter of the connections
 		// since the last hand-back: what is held is most likely live.
@@ -159,7 +162,7 @@ func (t *trimmer) step(now time.Time) bool {
 	t.free()
 	after := t.read()
 	t.gcs, t.gcSeen = after.gcs, now
-	t.last, t.baseHeap, t.baseConns = now, after.retained, conns
+	t.last, t.baseHeap, t.peakConns = now, after.retained, conns
 	t.cfg.Logger.Debug("heap memory handed back to the system",
 		"before_mib", h.retained>>20, "after_mib", after.retained>>20, "conns", conns)
 	return true

@@ -54,7 +54,7 @@ func TestStepRules(t *testing.T) {
 	h := heap{gcs: 7, retained: 1000}
 	tr := newTrimmer(cfg, now)
 	tr.read = func() heap { return h }
-	tr.gcs, tr.baseHeap, tr.baseConns = h.gcs, h.retained, conns
+	tr.gcs, tr.baseHeap, tr.peakConns = h.gcs, h.retained, conns
 	calls := 0
 	tr.free = func() { calls++; h.gcs++; h.retained = 500 }
 	step := func(at time.Duration, want bool, why string) {
@@ -82,7 +82,11 @@ func TestStepRules(t *testing.T) {
 	step(70*time.Second, false, "grew by Slack but not by a quarter")
 	h.retained = 500 + 125
 	step(71*time.Second, true, "grew by a quarter")
-	if calls != 4 {
-		t.Fatalf("%d hand-backs, want 4", calls)
+	conns = 8
+	step(80*time.Second, false, "a burst is open")
+	conns = 0
+	step(81*time.Second, true, "the burst closed: a quarter of its peak and more")
+	if calls != 5 {
+		t.Fatalf("%d hand-backs, want 5", calls)
 	}
 }
