@@ -20,6 +20,10 @@ import (
 // A datagram the kernel cannot take now is dropped instead, as UDP drops it,
 // with an error that wraps EAGAIN; the endpoint keeps reading, and replies go
 // out again once that peer reads or closes.
+//
+// A connected socket (a client's) talks to one peer only: waiting for that
+// peer to read is back-pressure, not a stall of others, so it keeps net's
+// blocking writes.
 type unixgramSender struct {
 	rc syscall.RawConn
 }
@@ -28,6 +32,9 @@ func newUnixgramSender(pc net.PacketConn) *unixgramSender {
 	sc, ok := pc.(syscall.Conn) // a *net.UnixConn, or a wrapper that embeds one
 	if !ok || pc.LocalAddr() == nil || pc.LocalAddr().Network() != "unixgram" {
 		return nil
+	}
+	if rc, ok := pc.(interface{ RemoteAddr() net.Addr }); ok && rc.RemoteAddr() != nil {
+		return nil // connected: wait for the one peer
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
