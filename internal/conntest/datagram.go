@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockit/sockit/endpoint"
 	"github.com/sockit/sockit/proto"
 	"github.com/sockit/sockit/server"
 )
@@ -115,6 +116,18 @@ func RunDatagramSemantics(t *testing.T, engineName string) {
 	}
 }
 
+// ListenUnixgram binds a Unix datagram socket at path as sockit serve does,
+// through endpoint.ListenConfig: the conn it returns wraps *net.UnixConn (to
+// remove its file on close), so the engines are tested on what they get in
+// production, not only on net's own type.
+func ListenUnixgram(path string) (net.PacketConn, error) {
+	ep, err := endpoint.Parse("unixgram:" + path)
+	if err != nil {
+		return nil, err
+	}
+	return endpoint.ListenConfig{}.ListenPacket(context.Background(), ep)
+}
+
 func startRecorder(t *testing.T, engineName string, dt DatagramTransport) (*dgramRecorder, net.Conn) {
 	t.Helper()
 	var pc net.PacketConn
@@ -129,7 +142,7 @@ func startRecorder(t *testing.T, engineName string, dt DatagramTransport) (*dgra
 			t.Skipf("no IPv6 loopback: %v", err)
 		}
 	default:
-		pc, err = net.ListenPacket("unixgram", filepath.Join(dir, "s.sock"))
+		pc, err = ListenUnixgram(filepath.Join(dir, "s.sock"))
 	}
 	if err != nil {
 		t.Fatal(err)

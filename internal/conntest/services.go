@@ -279,7 +279,7 @@ func StartDatagram(t testing.TB, engineName string, dt DatagramTransport, s *ser
 			t.Skipf("no IPv6 loopback: %v", err)
 		}
 	case "unixgram":
-		pc, err = net.ListenPacket("unixgram", filepath.Join(dir, "srv.sock"))
+		pc, err = ListenUnixgram(filepath.Join(dir, "srv.sock"))
 	}
 	if err != nil {
 		t.Fatalf("listen %s: %v", dt.Network, err)
