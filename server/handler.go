@@ -150,9 +150,7 @@ func (s *Server) runHandler(hc handled, h HandlerFunc) {
 		if v := recover(); v != nil {
 			err := &engine.PanicError{Value: v, Stack: debug.Stack()}
 			s.log.Error("handler panicked", "peer", hc.c.RemoteAddr().String(), "panic", v, "stack", string(err.Stack))
-			if s.HandleError != nil {
-				s.HandleError(hc.c.RemoteAddr(), err)
-			}
+			s.handleError(hc.c.RemoteAddr(), err)
 		}
 		cancel()
 		_ = hc.c.Close()
@@ -172,9 +170,7 @@ func (s *Server) runHandler(hc handled, h HandlerFunc) {
 		if err := engine.Handshake(ctx, tc, s.ReadTimeout, s.IdleTimeout); err != nil {
 			if !s.isClosing() {
 				s.log.Info("tls handshake failed", "peer", hc.c.RemoteAddr().String(), "err", err)
-				if s.HandleError != nil {
-					s.HandleError(hc.c.RemoteAddr(), err)
-				}
+				s.handleError(hc.c.RemoteAddr(), err)
 			}
 			return
 		}

@@ -106,6 +106,7 @@ type Server struct {
 	active   atomic.Int64
 	release  func() // one admitted connection ended: shared by all of them
 	refused  ratelog.Limiter
+	counts   counters
 
 	mu        sync.Mutex
 	closing   bool
@@ -162,8 +163,8 @@ func (s *Server) options(network string) engine.Options {
 		IdleTimeout:   s.IdleTimeout,
 		ReadTimeout:   s.ReadTimeout,
 		WriteTimeout:  s.WriteTimeout,
-		OnError:       s.HandleError,
-		OnTimeout:     s.HandleTimeout,
+		OnError:       s.handleError,
+		OnTimeout:     s.handleTimeout,
 		Mode:          engine.Mode(s.Concurrency),
 		Workers:       s.Workers,
 		Queue:         s.Queue,
@@ -323,12 +324,14 @@ func (s *Server) ActiveConns() int { return int(s.active.Load()) }
 // admit applies Allow/Deny, MaxConns and Verify to a new connection.
 func (s *Server) admit(local, remote net.Addr) (func(), bool) {
 	if ip, ok := addrIP(remote); ok && !s.allowed(ip) {
+		s.counts.refusedDeny.Add(1)
 		s.refused.Warn(s.log, "peer refused by --allow/--deny", "peer", remote.String())
 		return nil, false
 	}
 	if s.MaxConns > 0 {
 		if s.active.Add(1) > int64(s.MaxConns) {
 			s.active.Add(-1)
+			s.counts.refusedMax.Add(1)
 			s.refused.Warn(s.log, "connection refused: --max-conns reached", "peer", remote.String(), "max_conns", s.MaxConns)
 			return nil, false
 		}
@@ -337,9 +340,11 @@ func (s *Server) admit(local, remote net.Addr) (func(), bool) {
 	}
 	if s.Verify != nil && !s.Verify(local, remote) {
 		s.active.Add(-1)
+		s.counts.refusedVerify.Add(1)
 		s.refused.Warn(s.log, "peer refused by verify", "peer", remote.String())
 		return nil, false
 	}
+	s.counts.accepted.Add(1)
 	return s.release, true
 }
 

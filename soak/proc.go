@@ -22,6 +22,12 @@ type sampler struct {
 // sample reads the server's state now; a measure it cannot read is -1.
 func (p *sampler) sample(ctx context.Context) Sample {
 	out := Sample{Goroutines: -1, Threads: -1, FDs: -1, RSS: -1}
+	// The scrape comes first, so /proc sees the memory it made the server
+	// touch: the first scrape of a registry builds what every later one
+	// reuses, and a start taken before it would count that as growth.
+	if p.metrics != "" {
+		out.Goroutines = p.goroutines(ctx)
+	}
 	dir := "/proc/" + strconv.Itoa(p.pid)
 	if b, err := os.ReadFile(dir + "/status"); err == nil {
 		for line := range bytes.SplitSeq(b, []byte{'\n'}) {
@@ -47,9 +53,6 @@ func (p *sampler) sample(ctx context.Context) Sample {
 	}
 	if es, err := os.ReadDir(dir + "/fd"); err == nil {
 		out.FDs = int64(len(es))
-	}
-	if p.metrics != "" {
-		out.Goroutines = p.goroutines(ctx)
 	}
 	return out
 }

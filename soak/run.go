@@ -44,6 +44,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		g := &good{s: s, st: st, id: i, r: rand.New(rand.NewPCG(seed, uint64(i))), stop: &stop}
 		wg.Go(func() { g.run(goodCtx) })
 	}
+	if smp != nil {
+		smp.sample(ctx) // warms the server's metrics path before the start
+	}
 	interrupted := false
 	if s.Warmup > 0 {
 		interrupted = !sleep(ctx, s.Warmup)

@@ -243,7 +243,7 @@ func runListen(ctx context.Context, g *globals, args []string, opts listenOption
 			return client.Pipe(hctx, c, stdin, g.stdout, pc)
 		})
 	}
-	err = serveUntilSignal(sctx, &gl, srv, bounds, opts.server.grace, func(b bound) error {
+	err = serveUntilSignal(sctx, &gl, srv, bounds, &opts.server, "listen", func(b bound) error {
 		return srv.ServeFunc(b.ln, handler)
 	})
 	if err != nil {

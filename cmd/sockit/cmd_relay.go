@@ -126,7 +126,7 @@ func runRelay(ctx context.Context, g *globals, listenArg, targetArg string, opts
 			g.logger.Info("relay ended", "peer", peer, "err", err)
 		}
 	}
-	return serveUntilSignal(ctx, g, srv, bounds, opts.server.grace, func(b bound) error {
+	return serveUntilSignal(ctx, g, srv, bounds, &opts.server, "relay", func(b bound) error {
 		return srv.ServeFunc(b.ln, handler)
 	})
 }

@@ -161,7 +161,7 @@ func runServe(ctx context.Context, g *globals, name string, opts serveOptions, c
 	if err != nil {
 		return err
 	}
-	return serveUntilSignal(ctx, g, srv, bounds, opts.server.grace, func(b bound) error {
+	return serveUntilSignal(ctx, g, srv, bounds, &opts.server, name, func(b bound) error {
 		switch {
 		case b.pc != nil:
 			return srv.ServePacket(b.pc, svc.NewDatagram())

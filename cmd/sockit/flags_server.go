@@ -42,6 +42,8 @@ type serverFlags struct {
 	tlsKey       string
 	selfSigned   bool
 	clientCA     string
+	metrics      string // --metrics ADDR: Prometheus /metrics
+	pprof        bool
 	// tlsHosts are the listen host names a --tls-self-signed certificate is
 	// made for; commands whose endpoints are arguments rather than -l set
 	// it before build (empty: the hosts of -l, else localhost).
@@ -108,6 +110,8 @@ func (f *serverFlags) register(fs *pflag.FlagSet, d serverDefaults) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM) for tls:// endpoints")
 	fs.BoolVar(&f.selfSigned, "tls-self-signed", false, "tls:// endpoints: make an ECDSA certificate for the listen host names at start and log its sha256 fingerprint (for clients' --pin)")
 	fs.StringVar(&f.clientCA, "client-ca", "", "tls:// endpoints: require client certificates signed by a CA in this PEM file (mutual TLS)")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus /metrics on this address (HOST:PORT; a bare PORT or :PORT binds 127.0.0.1; port 0 picks one, printed as \"metrics URL\")")
+	fs.BoolVar(&f.pprof, "pprof", false, "also serve /debug/pprof/ on the --metrics listener")
 }
 
 // build validates the flags and returns the server and listen configuration.
@@ -126,6 +130,14 @@ func (f *serverFlags) build(g *globals) (*server.Server, endpoint.ListenConfig, 
 	}
 	if f.idleTimeout < 0 || f.readTimeout < 0 || f.writeTimeout < 0 || f.grace < 0 {
 		return nil, lc, usagef("durations cannot be negative")
+	}
+	if f.pprof && f.metrics == "" {
+		return nil, lc, usagef("--pprof needs --metrics ADDR: it is served on the metrics listener")
+	}
+	if f.metrics != "" {
+		if _, err := metricsAddr(f.metrics); err != nil {
+			return nil, lc, usageError{err}
+		}
 	}
 	parse := func(flag string, vals []string) ([]netip.Prefix, error) {
 		var out []netip.Prefix
@@ -325,7 +337,22 @@ type shutdowner interface {
 // serve for each, and on ctx's end (SIGINT/SIGTERM) shuts the server down
 // gracefully within grace. It returns nil after a clean shutdown; Serve's
 // server.ErrServerClosed (which httpd.Server returns too) is not an error.
-func serveUntilSignal(ctx context.Context, g *globals, srv shutdowner, bounds []bound, grace time.Duration, serve func(b bound) error) error {
+func serveUntilSignal(ctx context.Context, g *globals, srv shutdowner, bounds []bound, f *serverFlags, service string, serve func(b bound) error) error {
+	grace := f.grace
+	engineName := "net/http"
+	if s, ok := srv.(*server.Server); ok {
+		engineName, _ = s.EngineName()
+	}
+	if f.metrics != "" {
+		stop, err := startMetrics(g, f, srv, service, engineName)
+		if err != nil {
+			for _, b := range bounds {
+				b.close()
+			}
+			return err
+		}
+		defer stop()
+	}
 	errc := make(chan error, len(bounds))
 	var wg sync.WaitGroup
 	for _, b := range bounds {
@@ -340,10 +367,6 @@ func serveUntilSignal(ctx context.Context, g *globals, srv shutdowner, bounds []
 	}
 	if fl, ok := g.stdout.(interface{ Sync() error }); ok {
 		_ = fl.Sync()
-	}
-	engineName := "net/http"
-	if s, ok := srv.(*server.Server); ok {
-		engineName, _ = s.EngineName()
 	}
 	g.logger.Info("serving", "endpoints", len(bounds), "engine", engineName)
 	// Hand the memory of a burst back to the system once it is over.

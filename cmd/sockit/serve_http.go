@@ -69,7 +69,7 @@ func runServeHTTP(ctx context.Context, g *globals, opts serveOptions, cmd *cobra
 	}
 	// net/http's graceful drain on SIGINT/SIGTERM: requests in flight
 	// finish, idle keep-alive connections are closed.
-	return serveUntilSignal(ctx, g, srv, bounds, opts.server.grace, func(b bound) error { return srv.Serve(b.ln) })
+	return serveUntilSignal(ctx, g, srv, bounds, &opts.server, "http", func(b bound) error { return srv.Serve(b.ln) })
 }
 
 // httpTimeout is a timeout flag's value for serve http: 0, which gives

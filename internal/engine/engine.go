@@ -229,6 +229,9 @@ type Handshaker interface {
 
 var _ Handshaker = (*tls.Conn)(nil)
 
+// ErrHandshake wraps every error of a failed server-side TLS handshake.
+var ErrHandshake = errors.New("sockit: tls handshake")
+
 // DefaultHandshakeTimeout bounds a server's TLS handshake when neither a
 // read nor an idle timeout is set.
 const DefaultHandshakeTimeout = 10 * time.Second
@@ -248,7 +251,7 @@ func Handshake(ctx context.Context, c Handshaker, readTimeout, idleTimeout time.
 	hctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	if err := c.HandshakeContext(hctx); err != nil {
-		return fmt.Errorf("sockit: tls handshake: %w", err)
+		return fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 	return nil
 }

@@ -148,6 +148,7 @@ func TestSoakLong(t *testing.T) {
 type server struct {
 	cmd      *exec.Cmd
 	endpoint string
+	metrics  string // its /metrics URL
 	log      *lockedBuffer
 	exited   chan error
 }
@@ -189,7 +190,7 @@ func startServer(t *testing.T, c combo) *server {
 		addr = c.transport + "://" + filepath.Join(dir, "s.sock")
 	}
 	args := []string{"serve", c.service, "-l", addr, "--engine", c.engine, "--log-format", "json",
-		"--read-timeout", "2s", "--idle-timeout", "10s", "--max-conns", fmt.Sprint(maxConns), "--grace", "2s"}
+		"--read-timeout", "2s", "--idle-timeout", "10s", "--max-conns", fmt.Sprint(maxConns), "--grace", "2s", "--metrics", "127.0.0.1:0"}
 	if c.service != "http" {
 		// net/http keeps its own write deadlines.
 		args = append(args, "--frame", c.frame, "--write-timeout", "5s")
@@ -231,6 +232,9 @@ func startServer(t *testing.T, c combo) *server {
 			}
 			if ep, ok := strings.CutPrefix(l, "listening "); ok {
 				s.endpoint = ep
+			}
+			if u, ok := strings.CutPrefix(l, "metrics "); ok {
+				s.metrics = u
 			}
 		case <-timeout:
 			t.Fatalf("the server did not listen within 10s:\n%s", s.log)
@@ -285,9 +289,10 @@ type report struct {
 	} `json:"faults"`
 	PeakConns int64 `json:"peak_conns"`
 	Server    *struct {
-		Start map[string]int64 `json:"start"`
-		Peak  map[string]int64 `json:"peak"`
-		End   map[string]int64 `json:"end"`
+		Start      map[string]int64 `json:"start"`
+		Peak       map[string]int64 `json:"peak"`
+		End        map[string]int64 `json:"end"`
+		RSSPerConn int64            `json:"rss_per_conn_bytes"`
 	} `json:"server"`
 }
 
@@ -295,7 +300,7 @@ func soakOne(t *testing.T, c combo, d time.Duration, rate float64) {
 	srv := startServer(t, c)
 	args := []string{"soak", srv.endpoint, "--service", c.service, "--duration", d.String(),
 		"--warmup", "500ms", "--clients", "4", "--rate", fmt.Sprint(rate), "--flood", fmt.Sprint(2 * maxConns),
-		"--timeout", "5s", "--settle", "20s", "--pid", fmt.Sprint(srv.cmd.Process.Pid), "--json"}
+		"--timeout", "5s", "--settle", "20s", "--pid", fmt.Sprint(srv.cmd.Process.Pid), "--metrics", srv.metrics, "--json"}
 	if c.service != "http" {
 		args = append(args, "--frame", c.frame)
 	}
@@ -321,7 +326,7 @@ func soakOne(t *testing.T, c combo, d time.Duration, rate float64) {
 	if !rep.Passed || runErr != nil {
 		t.Errorf("soak failed (%v): %s\n%s", runErr, strings.Join(rep.Failures, "; "), stdout.String())
 	}
-	if rep.Sent == 0 || rep.Server == nil {
+	if rep.Sent == 0 || rep.Server == nil || rep.Server.Start["goroutines"] <= 0 {
 		t.Errorf("nothing measured: %d sent, server %v", rep.Sent, rep.Server)
 	}
 	for _, f := range rep.Faults {
@@ -342,9 +347,10 @@ func soakOne(t *testing.T, c combo, d time.Duration, rate float64) {
 			injected += f.Injected
 		}
 		s := rep.Server
-		t.Logf("result | %s | %s | %s | %s | %s | %d | %d | %d | %d | %d | %d → %d | %.1f / %.1f / %.1f |",
+		t.Logf("result | %s | %s | %s | %s | %s | %d | %d | %d | %d | %d | %d → %d | %d → %d | %.1f / %.1f / %.1f | %.1f |",
 			c.service, c.transport, c.frame, c.engine, d, rep.Sent, rep.Answered, rep.Lost, injected, rep.PeakConns,
-			s.Start["fds"], s.End["fds"], mib(s.Start["rss_bytes"]), mib(s.Peak["rss_bytes"]), mib(s.End["rss_bytes"]))
+			s.Start["goroutines"], s.End["goroutines"], s.Start["fds"], s.End["fds"], mib(s.Start["rss_bytes"]), mib(s.Peak["rss_bytes"]), mib(s.End["rss_bytes"]),
+			float64(rep.Server.RSSPerConn)/1024)
 	}
 }
 

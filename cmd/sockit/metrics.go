@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sockit/sockit/server"
+)
+
+// metricsAddr normalises a --metrics address: a bare port or ":port" binds
+// 127.0.0.1, so metrics are never public unless an address says so.
+func metricsAddr(s string) (string, error) {
+	if _, err := strconv.ParseUint(s, 10, 16); err == nil {
+		return net.JoinHostPort("127.0.0.1", s), nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", fmt.Errorf("--metrics %q: want HOST:PORT, :PORT or PORT", s)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return "", fmt.Errorf("--metrics %q: bad port %q", s, port)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// metricsRegistry holds the Go runtime's and the process's collectors and,
+// for a *server.Server, sockit's own counts, labelled with the service and
+// the engine only (no per-peer labels: the cardinality stays fixed).
+func metricsRegistry(srv shutdowner, service, engine string) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s, ok := srv.(*server.Server)
+	if !ok {
+		return reg
+	}
+	labels := prometheus.Labels{"service": service, "engine": engine}
+	with := func(k, v string) prometheus.Labels {
+		l := prometheus.Labels{k: v}
+		for a, b := range labels {
+			l[a] = b
+		}
+		return l
+	}
+	counter := func(name, help string, l prometheus.Labels, f func(server.Stats) uint64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: l},
+			func() float64 { return float64(f(s.Stats())) }))
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sockit_connections_open", Help: "Connections admitted and not yet closed.", ConstLabels: labels},
+		func() float64 { return float64(s.ActiveConns()) }))
+	counter("sockit_connections_accepted_total", "Connections admitted.", labels, func(st server.Stats) uint64 { return st.Accepted })
+	const refusedHelp = "Connections closed at once, by reason: max-conns, deny (--allow/--deny), verify."
+	counter("sockit_connections_refused_total", refusedHelp, with("reason", "max-conns"), func(st server.Stats) uint64 { return st.RefusedMaxConns })
+	counter("sockit_connections_refused_total", refusedHelp, with("reason", "deny"), func(st server.Stats) uint64 { return st.RefusedDeny })
+	counter("sockit_connections_refused_total", refusedHelp, with("reason", "verify"), func(st server.Stats) uint64 { return st.RefusedVerify })
+	const timeoutHelp = "Connections closed by a timeout, by kind: idle, read, write."
+	counter("sockit_timeouts_total", timeoutHelp, with("kind", "idle"), func(st server.Stats) uint64 { return st.IdleTimeouts })
+	counter("sockit_timeouts_total", timeoutHelp, with("kind", "read"), func(st server.Stats) uint64 { return st.ReadTimeouts })
+	counter("sockit_timeouts_total", timeoutHelp, with("kind", "write"), func(st server.Stats) uint64 { return st.WriteTimeouts })
+	const failedHelp = "Connections that failed, by kind: panic (a protocol panicked), tls (handshake), other."
+	counter("sockit_connections_failed_total", failedHelp, with("kind", "panic"), func(st server.Stats) uint64 { return st.Panics })
+	counter("sockit_connections_failed_total", failedHelp, with("kind", "tls"), func(st server.Stats) uint64 { return st.TLSFailures })
+	counter("sockit_connections_failed_total", failedHelp, with("kind", "other"), func(st server.Stats) uint64 { return st.OtherFailures })
+	return reg
+}
+
+// startMetrics serves /metrics (and /debug/pprof/ with --pprof) on the
+// --metrics address and prints "metrics URL"; the returned func stops it.
+func startMetrics(g *globals, f *serverFlags, srv shutdowner, service, engine string) (func(), error) {
+	addr, err := metricsAddr(f.metrics)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(metricsRegistry(srv, service, engine), promhttp.HandlerOpts{}))
+	if f.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.logger.Warn("metrics listener failed", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	fmt.Fprintf(g.stdout, "metrics http://%s/metrics\n", ln.Addr())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+		<-done
+	}, nil
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// metricsURL waits for serve's "metrics URL" line.
+func metricsURL(t *testing.T, p *serveProc) string {
+	t.Helper()
+	deadline := time.Now().Add(serveStartTimeout)
+	for time.Now().Before(deadline) {
+		for _, l := range p.stdout.lines() {
+			if u, ok := strings.CutPrefix(l, "metrics "); ok {
+				return u
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no metrics line:\n%s", p.stdout.String())
+	return ""
+}
+
+func scrape(t *testing.T, url string) (string, int) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b), resp.StatusCode
+}
+
+// TestMetrics: --metrics 0 serves Prometheus text on 127.0.0.1 with the Go,
+// process and sockit collectors; a refused connection is counted by reason;
+// pprof only with --pprof.
+func TestMetrics(t *testing.T) {
+	for _, eng := range []string{"goroutine", "epoll"} {
+		t.Run(eng, func(t *testing.T) {
+			p, eps := startServe(t, "echo", "-l", "tcp://127.0.0.1:0", "--engine", eng, "--max-conns", "1", "--metrics", "0")
+			url := metricsURL(t, p)
+			if !strings.HasPrefix(url, "http://127.0.0.1:") {
+				t.Fatalf("metrics on %s, want 127.0.0.1", url)
+			}
+			host, port := hostPort(t, eps[0])
+			first, err := net.DialTimeout("tcp", net.JoinHostPort(host, port), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer first.Close()
+			_ = first.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := first.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(first, make([]byte, 1)); err != nil {
+				t.Fatal(err)
+			}
+			second, err := net.DialTimeout("tcp", net.JoinHostPort(host, port), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = second.SetDeadline(time.Now().Add(5 * time.Second))
+			if b, _ := io.ReadAll(second); len(b) != 0 {
+				t.Fatalf("refused peer got %q", b)
+			}
+			second.Close()
+			labels := `engine="` + eng + `",service="echo"`
+			refused := `sockit_connections_refused_total{engine="` + eng + `",reason="max-conns",service="echo"} 1`
+			var body string
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if body, _ = scrape(t, url); strings.Contains(body, refused) {
+					break
+				}
+			}
+			for _, want := range []string{
+				"sockit_connections_open{" + labels + "} 1",
+				"sockit_connections_accepted_total{" + labels + "} 1",
+				refused,
+				`sockit_timeouts_total{engine="` + eng + `",kind="idle",service="echo"} 0`,
+				"go_goroutines ",
+				"process_open_fds ",
+				"process_resident_memory_bytes ",
+			} {
+				if !strings.Contains(body, want) {
+					t.Errorf("metrics lack %q:\n%s", want, body)
+				}
+			}
+			if _, code := scrape(t, strings.TrimSuffix(url, "/metrics")+"/debug/pprof/"); code != http.StatusNotFound {
+				t.Errorf("pprof without --pprof: status %d, want 404", code)
+			}
+		})
+	}
+	p, _ := startServe(t, "echo", "-l", "tcp://127.0.0.1:0", "--metrics", "127.0.0.1:0", "--pprof")
+	if body, code := scrape(t, strings.TrimSuffix(metricsURL(t, p), "/metrics")+"/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Errorf("pprof with --pprof: status %d", code)
+	}
+}
+
+func TestMetricsUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve", "echo", "-l", "tcp://127.0.0.1:0", "--pprof"},
+		{"serve", "echo", "-l", "tcp://127.0.0.1:0", "--metrics", "nowhere"},
+		{"serve", "echo", "-l", "tcp://127.0.0.1:0", "--metrics", "127.0.0.1:99999"},
+	} {
+		_, stderr, code := runSockit(t, args...)
+		if code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("sockit %q: exit %d, want 2 and one line; stderr: %s", args, code, stderr)
+		}
+	}
+}

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"errors"
+	"net"
+	"sync/atomic"
+
+	"github.com/sockit/sockit/internal/engine"
+)
+
+// Stats counts what a Server did since it started: the connections it
+// admitted and refused, the ones its timeouts closed and the ones that failed.
+// Every count only grows (Prometheus counters); Open is the one gauge.
+type Stats struct {
+	// Open is the connections admitted and not yet closed (ActiveConns).
+	Open int
+	// Accepted counts the connections admitted.
+	Accepted uint64
+	// Refused counts connections closed at once, by reason.
+	RefusedMaxConns uint64 // past MaxConns
+	RefusedDeny     uint64 // by Allow/Deny
+	RefusedVerify   uint64 // by Verify
+	// Timeouts counts the connections a timeout closed, by kind.
+	IdleTimeouts  uint64
+	ReadTimeouts  uint64
+	WriteTimeouts uint64
+	// Failed counts the connections that failed (what HandleError gets):
+	// a panicking protocol, a failed TLS handshake, anything else.
+	Panics        uint64
+	TLSFailures   uint64
+	OtherFailures uint64
+}
+
+// counters are a Server's Stats as they grow.
+type counters struct {
+	accepted, refusedMax, refusedDeny, refusedVerify atomic.Uint64
+	idle, read, write                                atomic.Uint64
+	panics, tls, other                               atomic.Uint64
+}
+
+// Stats returns the server's counts now.
+func (s *Server) Stats() Stats {
+	c := &s.counts
+	return Stats{
+		Open:            s.ActiveConns(),
+		Accepted:        c.accepted.Load(),
+		RefusedMaxConns: c.refusedMax.Load(),
+		RefusedDeny:     c.refusedDeny.Load(),
+		RefusedVerify:   c.refusedVerify.Load(),
+		IdleTimeouts:    c.idle.Load(),
+		ReadTimeouts:    c.read.Load(),
+		WriteTimeouts:   c.write.Load(),
+		Panics:          c.panics.Load(),
+		TLSFailures:     c.tls.Load(),
+		OtherFailures:   c.other.Load(),
+	}
+}
+
+// handleError counts a failed connection and calls HandleError.
+func (s *Server) handleError(remote net.Addr, err error) {
+	var pe *engine.PanicError
+	switch {
+	case errors.As(err, &pe):
+		s.counts.panics.Add(1)
+	case errors.Is(err, engine.ErrHandshake):
+		s.counts.tls.Add(1)
+	default:
+		s.counts.other.Add(1)
+	}
+	if s.HandleError != nil {
+		s.HandleError(remote, err)
+	}
+}
+
+// handleTimeout counts a connection a timeout closed and calls HandleTimeout.
+func (s *Server) handleTimeout(remote net.Addr, err error) {
+	switch {
+	case errors.Is(err, engine.ErrIdleTimeout):
+		s.counts.idle.Add(1)
+	case errors.Is(err, engine.ErrReadTimeout):
+		s.counts.read.Add(1)
+	case errors.Is(err, engine.ErrWriteTimeout):
+		s.counts.write.Add(1)
+	}
+	if s.HandleTimeout != nil {
+		s.HandleTimeout(remote, err)
+	}
+}
