@@ -191,6 +191,16 @@ func parseIP(scheme, hp string, bare bool, bad func(string, ...any) (Endpoint, e
 		return bad("port %s out of range 0-65535", port)
 	}
 	network, _ := networkOf(scheme)
+	// An address of the other family can never be reached on a family's
+	// own scheme: say so now, not at dial time.
+	if a, err := netip.ParseAddr(host); err == nil {
+		switch {
+		case strings.HasSuffix(network, "6") && a.Is4():
+			return bad("%s is an IPv4 address; %s:// is IPv6 only (use %s://)", host, scheme, strings.TrimSuffix(scheme, "6"))
+		case strings.HasSuffix(network, "4") && !a.Unmap().Is4():
+			return bad("%s is an IPv6 address; %s:// is IPv4 only (use %s://)", host, scheme, strings.TrimSuffix(scheme, "4"))
+		}
+	}
 	return Endpoint{Scheme: scheme, Network: network, Address: net.JoinHostPort(host, strconv.FormatUint(p, 10))}, nil
 }
 

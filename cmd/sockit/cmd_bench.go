@@ -92,7 +92,7 @@ connections as protocols on sockit's event loops (cheaper per message).
 
   # UDP: 16 sockets, 32 datagrams in flight each, loss reported
   sockit bench udp://127.0.0.1:7000 --conns 16 --depth 32 --json`,
-		Args: cobra.ExactArgs(1),
+		Args: positional(false, "ENDPOINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBench(cmd.Context(), g, args[0], &opts, cmd)
 		},

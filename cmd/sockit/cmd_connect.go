@@ -61,7 +61,7 @@ printed.`,
 
   # see both directions as a hex dump on stderr
   printf 'GET / HTTP/1.0\r\n\r\n' | sockit connect --hex example.com:80 >/dev/null`,
-		Args: cobra.ExactArgs(1),
+		Args: positional(false, "ENDPOINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runConnect(cmd.Context(), g, args[0], opts)
 		},

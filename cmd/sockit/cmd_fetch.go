@@ -126,10 +126,9 @@ func runFetch(ctx context.Context, g *globals, args []string, opts fetchOptions)
 		defer func() { _ = bar.Finish() }()
 	}
 	g.logger.Debug("fetch", "urls", len(urls), "concurrency", opts.concurrency, "timeout", opts.timeout)
-	rep, ferr := client.Fetch(ctx, urls, cfg)
-	if ferr != nil && ctx.Err() != nil {
-		return errInterrupted
-	}
+	// Fetch fails only when ctx ends first; the report still holds every
+	// URL, the ones cut short as failed, and is printed before the 130.
+	rep, _ := client.Fetch(ctx, urls, cfg)
 	if opts.json {
 		err = writeFetchJSON(g.stdout, rep, opts.timeout)
 	} else {
@@ -137,6 +136,10 @@ func runFetch(ctx context.Context, g *globals, args []string, opts fetchOptions)
 	}
 	if err != nil {
 		return err
+	}
+	if ctx.Err() != nil {
+		// What finished is reported; the rest was cut short (130, not 1).
+		return errInterrupted
 	}
 	if n := rep.Failed(); n > 0 {
 		return fmt.Errorf("%d of %d URLs failed", n, len(rep.Results))

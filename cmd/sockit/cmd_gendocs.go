@@ -30,7 +30,7 @@ func newGenDocsCommand(g *globals) *cobra.Command {
 		Use:    "gen-docs DIR",
 		Short:  "write DIR/cli.md and the man pages DIR/man/*.1 from the commands' help",
 		Hidden: true,
-		Args:   cobra.ExactArgs(1),
+		Args:   positional(false, "DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return writeDocs(args[0])
 		},

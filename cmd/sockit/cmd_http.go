@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -83,7 +84,7 @@ print_http_header. Each request uses a connection of its own.`,
 				"get":  "  sockit http get http://127.0.0.1:7788/hello/world\n  sockit http get -o page.html -L https://example.com/",
 				"head": "  sockit http head http://127.0.0.1:7788/\n  sockit http head --trace --insecure https://127.0.0.1:8443/",
 			}[name],
-			Args: cobra.ExactArgs(1),
+			Args: positional(false, "URL"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return runHTTP(cmd.Context(), g, method, args[0], opts)
 			},
@@ -100,6 +101,13 @@ func runHTTP(ctx context.Context, g *globals, method, rawURL string, opts httpOp
 		return usagef("--timeout cannot be negative")
 	}
 	u := normalizeURL(rawURL, opts.unixSocket != "")
+	if pu, err := url.Parse(u); err != nil {
+		return usagef("bad URL %q: %v", rawURL, err)
+	} else if pu.Scheme != "http" && pu.Scheme != "https" {
+		return usagef("URL %q: the scheme must be http or https", rawURL)
+	} else if pu.Host == "" {
+		return usagef("URL %q has no host", rawURL)
+	}
 	hdr, err := parseHeaders(opts.headers)
 	if err != nil {
 		return err

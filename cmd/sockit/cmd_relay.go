@@ -50,7 +50,7 @@ what they mean for sockit serve.`,
 
   # TLS termination in front of a plain server
   sockit relay --tls-cert cert.pem --tls-key key.pem tls://:8443 tcp://127.0.0.1:8080`,
-		Args: cobra.ExactArgs(2),
+		Args: positional(false, "LISTEN-ENDPOINT", "TARGET-ENDPOINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRelay(cmd.Context(), g, args[0], args[1], opts)
 		},

@@ -66,7 +66,7 @@ failed, 2 for a usage error, 130 when interrupted.`,
 
   # TLS to a server with a self-signed certificate
   sockit send --frame line --pin sha256:3f1c... tls://127.0.0.1:8443 ping`,
-		Args: cobra.MinimumNArgs(2),
+		Args: positional(true, "ENDPOINT", "MESSAGE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.endpoint, opts.msgs = args[0], args[1:]
 			return runSend(cmd.Context(), g, opts)

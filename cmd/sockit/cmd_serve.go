@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -62,7 +63,7 @@ each endpoint it prints "listening ENDPOINT" on stdout with the real port.`,
 
   # a port chosen by the kernel, printed on stdout
   sockit serve echo -l tcp://127.0.0.1:0`,
-		Args: cobra.ExactArgs(1),
+		Args: positional(false, "SERVICE ("+strings.Join(service.Names(), ", ")+", http)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runServe(cmd.Context(), g, args[0], opts, cmd)
 		},
@@ -125,6 +126,10 @@ func runServe(ctx context.Context, g *globals, name string, opts serveOptions, c
 		}
 	}
 	svc, err := service.New(name, cfg)
+	if errors.Is(err, service.ErrUnknownService) {
+		// The library does not know http: serve does.
+		return usagef("unknown service %q (services: %s, http)", name, strings.Join(service.Names(), ", "))
+	}
 	if err != nil {
 		return usageError{err}
 	}

@@ -86,7 +86,7 @@ Targets must be on loopback (127.0.0.0/8, ::1, Unix sockets) unless
   # UDP: floods, empty and maximal datagrams between the good ones
   sockit serve upper -l udp://127.0.0.1:7001 &
   sockit soak udp://127.0.0.1:7001 --service upper --duration 20s`,
-		Args: cobra.ExactArgs(1),
+		Args: positional(false, "ENDPOINT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSoak(cmd.Context(), g, args[0], &opts, cmd)
 		},
