@@ -21,7 +21,7 @@ type sampler struct {
 
 // sample reads the server's state now; a measure it cannot read is -1.
 func (p *sampler) sample(ctx context.Context) Sample {
-	out := Sample{Goroutines: -1, Threads: -1, FDs: -1, RSS: -1}
+	out := Sample{Goroutines: -1, Threads: -1, FDs: -1, RSS: -1, Anon: -1}
 	// The scrape comes first, so /proc sees the memory it made the server
 	// touch: the first scrape of a registry builds what every later one
 	// reuses, and a start taken before it would count that as growth.
@@ -46,6 +46,8 @@ func (p *sampler) sample(ctx context.Context) Sample {
 			switch string(k) {
 			case "VmRSS":
 				out.RSS = n << 10
+			case "RssAnon":
+				out.Anon = n << 10
 			case "Threads":
 				out.Threads = n
 			}
@@ -92,6 +94,7 @@ func peak(a, b Sample) Sample {
 		Threads:    max(a.Threads, b.Threads),
 		FDs:        max(a.FDs, b.FDs),
 		RSS:        max(a.RSS, b.RSS),
+		Anon:       max(a.Anon, b.Anon),
 	}
 }
 
@@ -117,6 +120,10 @@ func leaks(start, end Sample) []string {
 	}
 	check("goroutines", start.Goroutines, end.Goroutines, leakSlack.Goroutines)
 	check("fds", start.FDs, end.FDs, leakSlack.FDs)
-	check("rss", start.RSS, end.RSS, leakSlack.RSS)
+	if start.Anon >= 0 && end.Anon >= 0 {
+		check("anonymous rss", start.Anon, end.Anon, leakSlack.RSS)
+	} else {
+		check("rss", start.RSS, end.RSS, leakSlack.RSS)
+	}
 	return out
 }

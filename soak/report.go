@@ -79,6 +79,10 @@ type Sample struct {
 	Threads    int64 `json:"threads"`
 	FDs        int64 `json:"fds"`
 	RSS        int64 `json:"rss_bytes"`
+	// Anon is the anonymous part of RSS (RssAnon: heap, stacks), what a
+	// leak grows; the rest is mostly the binary's own pages, which fault
+	// paths page in once and the kernel keeps.
+	Anon int64 `json:"rss_anon_bytes"`
 }
 
 // ServerReport is what the sampler saw of the server's process.
@@ -152,6 +156,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		row("threads", func(s Sample) int64 { return s.Threads }, count)
 		row("fds", func(s Sample) int64 { return s.FDs }, count)
 		row("rss", func(s Sample) int64 { return s.RSS }, mib)
+		row("rss anon", func(s Sample) int64 { return s.Anon }, mib)
 		fmt.Fprintf(&b, "    end taken %v after the load stopped; peak RSS per connection %.1f KiB\n", time.Duration(s.SettledAfter).Round(10*time.Millisecond), float64(s.RSSPerConn)/1024)
 	}
 	for _, e := range r.Errors {

@@ -208,20 +208,23 @@ func TestCheckers(t *testing.T) {
 }
 
 func TestLeaks(t *testing.T) {
-	start := Sample{Goroutines: 100, FDs: 10, RSS: 20 << 20}
+	start := Sample{Goroutines: 100, FDs: 10, RSS: 20 << 20, Anon: -1}
+	anonStart := Sample{Goroutines: -1, FDs: -1, RSS: 30 << 20, Anon: 8 << 20}
 	for _, tc := range []struct {
-		end  Sample
-		want int
+		start, end Sample
+		want       int
 	}{
-		{Sample{Goroutines: 110, FDs: 12, RSS: 24 << 20}, 0}, // within slack
-		{Sample{Goroutines: 111, FDs: 12, RSS: 20 << 20}, 1}, // 11 % more goroutines
-		{Sample{Goroutines: 100, FDs: 13, RSS: 20 << 20}, 1}, // 3 fds
-		{Sample{Goroutines: 100, FDs: 10, RSS: 25 << 20}, 1}, // 5 MiB
-		{Sample{Goroutines: -1, FDs: -1, RSS: -1}, 0},        // unknown
-		{Sample{Goroutines: 1000, FDs: 1000, RSS: 1 << 30}, 3},
+		{start, Sample{Goroutines: 110, FDs: 12, RSS: 24 << 20, Anon: -1}, 0}, // within slack
+		{start, Sample{Goroutines: 111, FDs: 12, RSS: 20 << 20, Anon: -1}, 1}, // 11 % more goroutines
+		{start, Sample{Goroutines: 100, FDs: 13, RSS: 20 << 20, Anon: -1}, 1}, // 3 fds
+		{start, Sample{Goroutines: 100, FDs: 10, RSS: 25 << 20, Anon: -1}, 1}, // 5 MiB
+		{start, Sample{Goroutines: -1, FDs: -1, RSS: -1, Anon: -1}, 0},        // unknown
+		{start, Sample{Goroutines: 1000, FDs: 1000, RSS: 1 << 30, Anon: -1}, 3},
+		{anonStart, Sample{Goroutines: -1, FDs: -1, RSS: 40 << 20, Anon: 9 << 20}, 0},  // the binary paged in: not a leak
+		{anonStart, Sample{Goroutines: -1, FDs: -1, RSS: 30 << 20, Anon: 13 << 20}, 1}, // 5 MiB more heap
 	} {
-		if got := leaks(start, tc.end); len(got) != tc.want {
-			t.Errorf("leaks(%+v) = %v, want %d", tc.end, got, tc.want)
+		if got := leaks(tc.start, tc.end); len(got) != tc.want {
+			t.Errorf("leaks(%+v, %+v) = %v, want %d", tc.start, tc.end, got, tc.want)
 		}
 	}
 }

@@ -127,14 +127,16 @@ func TestSoak(t *testing.T) {
 	}
 }
 
-// TestSoakLong runs echo and hello with every fault for SOAK_LONG on each
-// engine, over TCP and TLS.
+// TestSoakLong runs one service on each kind of transport (TCP, TLS, a Unix
+// stream, UDP) with every fault for SOAK_LONG on each engine.
 func TestSoakLong(t *testing.T) {
 	d := envDuration(t, "SOAK_LONG", 20*time.Second)
 	for _, eng := range engines {
 		for _, c := range []combo{
 			{service: "echo", transport: "tcp", frame: "line", engine: eng},
 			{service: "hello", transport: "tls", frame: "len:4", engine: eng},
+			{service: "upper", transport: "unix", frame: `delim:\r\n`, engine: eng},
+			{service: "reply", transport: "udp", frame: "raw", engine: eng},
 		} {
 			t.Run(c.name(), func(t *testing.T) {
 				t.Parallel()
