@@ -23,7 +23,7 @@ func TestServeUsageErrors(t *testing.T) {
 		want string
 	}{
 		{"unknown service", []string{"serve", "nope"}, "unknown service"},
-		{"no service", []string{"serve"}, "accepts 1 arg"},
+		{"no service", []string{"serve"}, "missing SERVICE"},
 		{"fixed for hello", []string{"serve", "hello", "--frame", "fixed:4", "-l", "tcp://127.0.0.1:0"}, "does not support framing fixed:4"},
 		{"bad frame", []string{"serve", "echo", "--frame", "len:3", "-l", "tcp://127.0.0.1:0"}, "len:3"},
 		{"bad endpoint", []string{"serve", "echo", "-l", "tcp://127.0.0.1"}, "missing port"},
