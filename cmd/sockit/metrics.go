@@ -96,7 +96,10 @@ func startMetrics(g *globals, f *serverFlags, srv shutdowner, service, engine st
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	// A scraper that stalls or keeps idle connections open holds nothing for
+	// long: the header, the whole exchange and idleness are bounded
+	// (/debug/pprof/profile and trace take up to 30 s of their own).
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute, IdleTimeout: time.Minute}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
