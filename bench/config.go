@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/sockit/sockit/endpoint"
+	"github.com/sockit/sockit/endpoint/proxy"
 	"github.com/sockit/sockit/frame"
 )
 
@@ -116,6 +118,11 @@ type Config struct {
 	// Sources are local addresses to dial from, connection i from
 	// Sources[i % len]; empty means the system's choice.
 	Sources []netip.Addr
+	// SendProxy, 1 or 2, begins every stream connection with a PROXY
+	// protocol header of that version naming the connection's own
+	// addresses, as a load balancer would (for a server with
+	// --proxy-protocol); 0 sends none.
+	SendProxy byte
 	// Verify checks every byte of every echo.
 	Verify bool
 	// Timeout bounds a connect and the wait for an echo; a connection that
@@ -427,6 +434,9 @@ func (s *settings) dialer(i int) endpoint.Dialer {
 	d := endpoint.Dialer{Timeout: s.Timeout, TLS: s.TLS}
 	if n := len(s.Sources); n > 0 {
 		d.Source = s.Sources[i%n].String()
+	}
+	if v := s.SendProxy; v != 0 {
+		d.Preface = func(c net.Conn) error { return proxy.WriteHeader(c, v, c.LocalAddr(), c.RemoteAddr()) }
 	}
 	return d
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sockit/sockit/endpoint"
+	"github.com/sockit/sockit/endpoint/proxy"
 )
 
 // RelayConfig configures Relay. Target has to be set; the rest of the zero
@@ -25,6 +26,11 @@ type RelayConfig struct {
 	// client. Zero means never. Either one makes the copies go through a
 	// buffer, which rules out the kernel's zero-copy splice.
 	IdleTimeout, ReadTimeout time.Duration
+	// SendProxy, 1 or 2, writes a PROXY protocol header of that version to
+	// the target before any byte of the client's (for a tls:// target,
+	// before the handshake), naming the client's address and the one it
+	// connected to, as HAProxy's send-proxy does; 0 sends none.
+	SendProxy byte
 }
 
 // Relay is one connection of `sockit relay`: it dials cfg.Target and copies
@@ -39,7 +45,13 @@ type RelayConfig struct {
 // disturbed), a *ConnError for a reset, a *TimeoutError, or ctx's error.
 // Both connections are closed when it returns.
 func Relay(ctx context.Context, c net.Conn, cfg RelayConfig) error {
-	t, err := cfg.Dialer.Dial(ctx, cfg.Target)
+	d := cfg.Dialer
+	if cfg.SendProxy != 0 {
+		d.Preface = func(t net.Conn) error {
+			return proxy.WriteHeader(t, cfg.SendProxy, c.RemoteAddr(), c.LocalAddr())
+		}
+	}
+	t, err := d.Dial(ctx, cfg.Target)
 	if err != nil {
 		c.Close()
 		return &ConnError{Op: "dial", Addr: cfg.Target.Address, Err: err}

@@ -34,6 +34,11 @@ type Dialer struct {
 	// defaults (system roots). When its ServerName is empty, the host of the
 	// endpoint is used, also when it is an IP address (so IP SANs verify).
 	TLS *tls.Config
+	// Preface, if not nil, is called on every new stream connection before
+	// Dial returns it, on the socket itself: for tls:// before the
+	// handshake (a PROXY protocol header goes out this way, as HAProxy
+	// sends it). An error closes the connection and fails the dial.
+	Preface func(net.Conn) error
 }
 
 // Dial connects to e. For unixgram endpoints the connection is bound to a
@@ -53,6 +58,9 @@ func (d Dialer) dial(ctx context.Context, e Endpoint) (net.Conn, error) {
 	if err := e.check(); err != nil {
 		return nil, err
 	}
+	if e.IsPacket() {
+		d.Preface = nil // streams only
+	}
 	nd := &net.Dialer{Timeout: d.Timeout}
 	switch {
 	case e.Scheme == "fd":
@@ -63,7 +71,7 @@ func (d Dialer) dial(ctx context.Context, e Endpoint) (net.Conn, error) {
 		if d.Source != "" {
 			return nil, fmt.Errorf("a source address applies to IP and unixgram endpoints, not %s", e.Scheme)
 		}
-		return nd.DialContext(ctx, e.Network, e.Address)
+		return d.prefaced(nd.DialContext(ctx, e.Network, e.Address))
 	}
 	if d.Source != "" {
 		la, err := sourceAddr(e.Network, d.Source)
@@ -73,7 +81,7 @@ func (d Dialer) dial(ctx context.Context, e Endpoint) (net.Conn, error) {
 		nd.LocalAddr = la
 	}
 	if !e.IsTLS() {
-		return nd.DialContext(ctx, e.Network, e.Address)
+		return d.prefaced(nd.DialContext(ctx, e.Network, e.Address))
 	}
 	cfg := &tls.Config{}
 	if d.TLS != nil {
@@ -89,8 +97,39 @@ func (d Dialer) dial(ctx context.Context, e Endpoint) (net.Conn, error) {
 		}
 		cfg.ServerName = host
 	}
-	td := &tls.Dialer{NetDialer: nd, Config: cfg}
-	return td.DialContext(ctx, e.Network, e.Address)
+	if d.Preface == nil {
+		td := &tls.Dialer{NetDialer: nd, Config: cfg}
+		return td.DialContext(ctx, e.Network, e.Address)
+	}
+	start := time.Now()
+	raw, err := d.prefaced(nd.DialContext(ctx, e.Network, e.Address))
+	if err != nil {
+		return nil, err
+	}
+	hctx := ctx
+	if d.Timeout > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithDeadline(ctx, start.Add(d.Timeout))
+		defer cancel()
+	}
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(hctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// prefaced runs Preface on a stream connection just dialed.
+func (d Dialer) prefaced(c net.Conn, err error) (net.Conn, error) {
+	if err != nil || d.Preface == nil {
+		return c, err
+	}
+	if err := d.Preface(c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // dialUnixgram connects a Unix datagram socket bound to a path of its own.

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sockit/sockit/endpoint/proxy"
 )
 
 // ErrNoCertificate is the cause of the error Listen returns for a tls://
@@ -86,6 +88,12 @@ type ListenConfig struct {
 	// give a certificate (Certificates, GetCertificate or
 	// GetConfigForClient). Other endpoints ignore it.
 	TLS *tls.Config
+	// Proxy, if not nil, has every stream listener read a PROXY protocol
+	// header (v1 or v2, HAProxy's) from each connection before handing it
+	// out, beneath TLS: connections report the client's address from the
+	// header (see package endpoint/proxy). Datagram and unixpacket
+	// endpoints refuse it.
+	Proxy *proxy.Config
 }
 
 // Listen opens a stream listener on e: tcp, tcp4, tcp6, unix, unixpacket,
@@ -174,6 +182,13 @@ func (lc ListenConfig) listen(ctx context.Context, e Endpoint) (net.Listener, er
 		// apply the keep-alive setting on accept.
 		ln = keepAliveListener{TCPListener: tl, period: lc.KeepAlive}
 	}
+	if lc.Proxy != nil {
+		if ln.Addr().Network() == "unixpacket" {
+			ln.Close()
+			return nil, errProxyStream
+		}
+		ln = proxy.Listen(ln, *lc.Proxy)
+	}
 	if e.IsTLS() {
 		ln = tls.NewListener(ln, lc.TLS)
 	}
@@ -189,6 +204,9 @@ func (lc ListenConfig) listenPacket(ctx context.Context, e Endpoint) (net.Packet
 	}
 	if err := lc.checkOptions(e); err != nil {
 		return nil, err
+	}
+	if lc.Proxy != nil {
+		return nil, errProxyStream
 	}
 	switch {
 	case e.Scheme == "fd":
@@ -231,6 +249,8 @@ func (lc ListenConfig) checkOptions(e Endpoint) error {
 		return fmt.Errorf("setting the listen backlog is not supported on %s", runtime.GOOS)
 	case lc.ReusePort && !reusePortSupported && !e.IsUnix() && e.Scheme != "fd":
 		return fmt.Errorf("SO_REUSEPORT is not supported on %s", runtime.GOOS)
+	case lc.Proxy != nil && (e.IsPacket() || e.Network == "unixpacket"):
+		return errProxyStream
 	case lc.UnixMode&^fs.ModePerm != 0:
 		return fmt.Errorf("unix mode %v has bits other than permissions", lc.UnixMode)
 	case lc.UnixMode != 0 && e.IsUnix() && isAbstract(e.Address):
@@ -238,6 +258,10 @@ func (lc ListenConfig) checkOptions(e Endpoint) error {
 	}
 	return nil
 }
+
+// errProxyStream refuses a PROXY protocol configuration where there is no
+// stream to begin with a header.
+var errProxyStream = errors.New("the PROXY protocol applies to tcp, tls and unix stream endpoints only")
 
 // netConfig is the net.ListenConfig of IP sockets.
 func (lc ListenConfig) netConfig() *net.ListenConfig {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sockit/sockit/bench"
 	"github.com/sockit/sockit/endpoint"
+	"github.com/sockit/sockit/endpoint/proxy"
 	"github.com/sockit/sockit/frame"
 )
 
@@ -34,6 +35,7 @@ type benchOptions struct {
 	depth       int
 	rate        float64
 	source      string
+	sendProxy   string // --send-proxy v1|v2
 	verify      bool
 	timeout     time.Duration
 	pid         int
@@ -108,6 +110,7 @@ connections as protocols on sockit's event loops (cheaper per message).
 	f.StringVar(&opts.payload, "payload", "random", "message content: random, zero, or a FILE")
 	f.IntVar(&opts.depth, "depth", 0, "messages in flight per connection (pipeline: default 16; udp: default 1)")
 	f.Float64Var(&opts.rate, "rate", 0, "fixed arrival rate, messages (connects) per second across all connections; 0 = closed loop")
+	f.StringVar(&opts.sendProxy, "send-proxy", "", "begin every connection with a PROXY protocol header (v1 or v2) naming it, as a load balancer would, for a server with --proxy-protocol")
 	f.StringVar(&opts.source, "source", "", "local address(es) to connect from: ADDR, FIRST-LAST (127.0.0.2-127.0.0.9) or a comma list")
 	f.BoolVar(&opts.verify, "verify", false, "check every byte of every echo")
 	f.DurationVar(&opts.timeout, "timeout", 0, "connect and echo timeout (default 5s; udp: a datagram's echo later than this is lost, default 1s)")
@@ -164,6 +167,14 @@ func (o *benchOptions) config(g *globals, target string, cmd *cobra.Command) (be
 		Endpoint: ep, Mode: mode, Engine: o.engine, Conns: o.conns, Duration: o.duration,
 		Warmup: o.warmup, Size: o.size, Frame: spec, Payload: payload, Depth: o.depth,
 		Rate: o.rate, Verify: o.verify, Timeout: o.timeout, PID: o.pid, Logger: g.logger,
+	}
+	if o.sendProxy != "" {
+		if cfg.SendProxy, err = proxy.ParseVersion(o.sendProxy); err != nil {
+			return cfg, usagef("--send-proxy: %v", err)
+		}
+		if ep.IsPacket() {
+			return cfg, usagef("--send-proxy applies to stream endpoints, not %s", ep.Scheme)
+		}
 	}
 	if o.source != "" {
 		if cfg.Sources, err = bench.ParseSources(o.source); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sockit/sockit/client"
 	"github.com/sockit/sockit/endpoint"
+	"github.com/sockit/sockit/endpoint/proxy"
 )
 
 func init() { extraCommands = append(extraCommands, newRelayCommand) }
@@ -20,6 +21,8 @@ type relayOptions struct {
 	timeout time.Duration
 	source  string
 	tls     clientTLSFlags
+	// sendProxy is --send-proxy v1|v2.
+	sendProxy string
 }
 
 func newRelayCommand(g *globals) *cobra.Command {
@@ -45,6 +48,12 @@ what they mean for sockit serve.`,
 		Example: `  # forward a local port
   sockit relay tcp://127.0.0.1:8080 tcp://10.0.0.5:80
 
+  # be the load balancer: pass each client's address on in a PROXY v2 header
+  sockit relay --send-proxy v2 tcp://127.0.0.1:8080 tcp://127.0.0.1:7000
+
+  # the server behind it, taking headers only from the relay
+  sockit serve echo -l tcp://127.0.0.1:7000 --proxy-protocol --proxy-protocol-from 127.0.0.1
+
   # expose a Unix socket service on TCP, local peers only
   sockit relay --allow 127.0.0.0/8 tcp://127.0.0.1:9000 unix:///run/app.sock
 
@@ -59,6 +68,7 @@ what they mean for sockit serve.`,
 	opts.server.register(f, serverDefaults{})
 	f.DurationVar(&opts.timeout, "timeout", 10*time.Second, "how long connecting to the target (and its TLS handshake) may take")
 	f.StringVar(&opts.source, "source", "", "local address to connect to the target from, ADDR or ADDR:PORT")
+	f.StringVar(&opts.sendProxy, "send-proxy", "", "write a PROXY protocol header (v1 or v2) to the target before the client's bytes, naming the client, as HAProxy's send-proxy does")
 	opts.tls.register(f)
 	return cmd
 }
@@ -90,6 +100,12 @@ func runRelay(ctx context.Context, g *globals, listenArg, targetArg string, opts
 	if opts.timeout < 0 {
 		return usagef("durations cannot be negative")
 	}
+	var sendProxy byte
+	if opts.sendProxy != "" {
+		if sendProxy, err = proxy.ParseVersion(opts.sendProxy); err != nil {
+			return usagef("--send-proxy: %v", err)
+		}
+	}
 	d := endpoint.Dialer{Timeout: opts.timeout, Source: opts.source}
 	if target.IsTLS() {
 		if d.TLS, err = opts.tls.config(""); err != nil {
@@ -112,6 +128,7 @@ func runRelay(ctx context.Context, g *globals, listenArg, targetArg string, opts
 		Dialer:      d,
 		IdleTimeout: opts.server.idleTimeout,
 		ReadTimeout: opts.server.readTimeout,
+		SendProxy:   sendProxy,
 	}
 	handler := func(hctx context.Context, c net.Conn) {
 		peer := c.RemoteAddr().String()

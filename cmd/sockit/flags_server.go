@@ -10,11 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/sockit/sockit/endpoint"
+	"github.com/sockit/sockit/endpoint/proxy"
 	"github.com/sockit/sockit/internal/memtrim"
 	"github.com/sockit/sockit/server"
 )
@@ -44,6 +46,14 @@ type serverFlags struct {
 	clientCA     string
 	metrics      string // --metrics ADDR: Prometheus /metrics
 	pprof        bool
+	// --proxy-protocol[=required|optional], --proxy-protocol-from,
+	// --proxy-header-timeout: PROXY headers from a load balancer.
+	proxyProtocol      string
+	proxyFrom          []string
+	proxyHeaderTimeout time.Duration
+	// proxyRefused counts connections the PROXY protocol refused (for
+	// /metrics); build sets it.
+	proxyRefused *atomic.Uint64
 	// tlsHosts are the listen host names a --tls-self-signed certificate is
 	// made for; commands whose endpoints are arguments rather than -l set
 	// it before build (empty: the hosts of -l, else localhost).
@@ -112,6 +122,10 @@ func (f *serverFlags) register(fs *pflag.FlagSet, d serverDefaults) {
 	fs.StringVar(&f.clientCA, "client-ca", "", "tls:// endpoints: require client certificates signed by a CA in this PEM file (mutual TLS)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus /metrics on this address (HOST:PORT; a bare PORT or :PORT binds 127.0.0.1; port 0 picks one, printed as \"metrics URL\")")
 	fs.BoolVar(&f.pprof, "pprof", false, "also serve /debug/pprof/ on the --metrics listener")
+	fs.StringVar(&f.proxyProtocol, "proxy-protocol", "", "read a PROXY protocol header (v1 or v2, HAProxy's) from every connection and serve it as the client it names: required (the bare flag) or optional (peers outside --proxy-protocol-from are served as they are)")
+	fs.Lookup("proxy-protocol").NoOptDefVal = "required"
+	fs.StringArrayVar(&f.proxyFrom, "proxy-protocol-from", nil, "trust PROXY headers only from this CIDR or address, the load balancer's (repeatable); other peers are refused, or served as they are with --proxy-protocol=optional")
+	fs.DurationVar(&f.proxyHeaderTimeout, "proxy-header-timeout", 0, "how long a peer has to send its whole PROXY header (0: 5s)")
 }
 
 // build validates the flags and returns the server and listen configuration.
@@ -158,6 +172,9 @@ func (f *serverFlags) build(g *globals) (*server.Server, endpoint.ListenConfig, 
 	}
 	deny, err := parse("deny", f.deny)
 	if err != nil {
+		return nil, lc, err
+	}
+	if err := f.buildProxy(g, &lc, parse); err != nil {
 		return nil, lc, err
 	}
 	srv := &server.Server{
@@ -221,6 +238,38 @@ func (f *serverFlags) build(g *globals) (*server.Server, endpoint.ListenConfig, 
 	return srv, lc, nil
 }
 
+// buildProxy sets lc.Proxy from the --proxy-protocol flags.
+func (f *serverFlags) buildProxy(g *globals, lc *endpoint.ListenConfig, parse func(string, []string) ([]netip.Prefix, error)) error {
+	f.proxyRefused = new(atomic.Uint64)
+	if f.proxyProtocol == "" {
+		if len(f.proxyFrom) > 0 || f.proxyHeaderTimeout != 0 {
+			return usagef("--proxy-protocol-from and --proxy-header-timeout need --proxy-protocol")
+		}
+		return nil
+	}
+	from, err := parse("proxy-protocol-from", f.proxyFrom)
+	if err != nil {
+		return err
+	}
+	cfg := &proxy.Config{From: from, HeaderTimeout: f.proxyHeaderTimeout, Logger: g.logger,
+		OnRefuse: func(net.Addr, error) { f.proxyRefused.Add(1) }}
+	switch f.proxyProtocol {
+	case "required":
+	case "optional":
+		if len(from) == 0 {
+			return usagef("--proxy-protocol=optional needs --proxy-protocol-from: it says which peers send a header")
+		}
+		cfg.Optional = true
+	default:
+		return usagef("--proxy-protocol %q: want required or optional", f.proxyProtocol)
+	}
+	if f.proxyHeaderTimeout < 0 {
+		return usagef("durations cannot be negative")
+	}
+	lc.Proxy = cfg
+	return nil
+}
+
 // buildFor is build for the endpoints a command will listen on: it also
 // refuses a tls:// endpoint without a certificate, before anything is
 // opened.
@@ -231,6 +280,13 @@ func (f *serverFlags) buildFor(g *globals, eps []endpoint.Endpoint) (*server.Ser
 	}
 	if err := checkTLS(eps, lc.TLS != nil); err != nil {
 		return nil, lc, err
+	}
+	if lc.Proxy != nil {
+		for _, ep := range eps {
+			if packetEndpoint(ep) || ep.Network == "unixpacket" {
+				return nil, lc, usagef("--proxy-protocol applies to tcp, tls and unix endpoints, not %s", ep)
+			}
+		}
 	}
 	return srv, lc, nil
 }

@@ -39,7 +39,7 @@ func metricsAddr(s string) (string, error) {
 // metricsRegistry holds the Go runtime's and the process's collectors and,
 // for a *server.Server, sockit's own counts, labelled with the service and
 // the engine only (no per-peer labels: the cardinality stays fixed).
-func metricsRegistry(srv shutdowner, service, engine string) *prometheus.Registry {
+func metricsRegistry(srv shutdowner, service, engine string, proxyRefused func() uint64) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s, ok := srv.(*server.Server)
@@ -61,10 +61,13 @@ func metricsRegistry(srv shutdowner, service, engine string) *prometheus.Registr
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sockit_connections_open", Help: "Connections admitted and not yet closed.", ConstLabels: labels},
 		func() float64 { return float64(s.ActiveConns()) }))
 	counter("sockit_connections_accepted_total", "Connections admitted.", labels, func(st server.Stats) uint64 { return st.Accepted })
-	const refusedHelp = "Connections closed at once, by reason: max-conns, deny (--allow/--deny), verify."
+	const refusedHelp = "Connections closed at once, by reason: max-conns, deny (--allow/--deny), verify, proxy-header (--proxy-protocol: no valid header in time, or an untrusted peer)."
 	counter("sockit_connections_refused_total", refusedHelp, with("reason", "max-conns"), func(st server.Stats) uint64 { return st.RefusedMaxConns })
 	counter("sockit_connections_refused_total", refusedHelp, with("reason", "deny"), func(st server.Stats) uint64 { return st.RefusedDeny })
 	counter("sockit_connections_refused_total", refusedHelp, with("reason", "verify"), func(st server.Stats) uint64 { return st.RefusedVerify })
+	if proxyRefused != nil {
+		counter("sockit_connections_refused_total", refusedHelp, with("reason", "proxy-header"), func(server.Stats) uint64 { return proxyRefused() })
+	}
 	const timeoutHelp = "Connections closed by a timeout, by kind: idle, read, write."
 	counter("sockit_timeouts_total", timeoutHelp, with("kind", "idle"), func(st server.Stats) uint64 { return st.IdleTimeouts })
 	counter("sockit_timeouts_total", timeoutHelp, with("kind", "read"), func(st server.Stats) uint64 { return st.ReadTimeouts })
@@ -88,7 +91,7 @@ func startMetrics(g *globals, f *serverFlags, srv shutdowner, service, engine st
 		return nil, fmt.Errorf("--metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(metricsRegistry(srv, service, engine), promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(metricsRegistry(srv, service, engine, f.proxyRefusals()), promhttp.HandlerOpts{}))
 	if f.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -114,4 +117,13 @@ func startMetrics(g *globals, f *serverFlags, srv shutdowner, service, engine st
 		_ = hs.Shutdown(ctx)
 		<-done
 	}, nil
+}
+
+// proxyRefusals reads the PROXY protocol's refusals, nil without
+// --proxy-protocol.
+func (f *serverFlags) proxyRefusals() func() uint64 {
+	if f.proxyProtocol == "" || f.proxyRefused == nil {
+		return nil
+	}
+	return f.proxyRefused.Load
 }

@@ -282,4 +282,15 @@ func TestSocketOfTakesOnlyGosOwnSockets(t *testing.T) {
 	if SocketOf(struct{ net.Conn }{c}) != nil {
 		t.Fatal("a wrapper of a TCP connection was taken for Go's own socket")
 	}
+	if SocketOf(socketer{c}) == nil {
+		t.Fatal("a Socketer (a connection past its PROXY header) was not looked through")
+	}
+	if SocketOf(socketer{a}) != nil {
+		t.Fatal("a Socketer over net.Pipe has a raw socket")
+	}
 }
+
+// socketer is a Socketer as endpoint/proxy's Conn is one.
+type socketer struct{ net.Conn }
+
+func (s socketer) Socket() net.Conn { return s.Conn }
