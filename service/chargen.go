@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sockit/sockit/internal/ratelog"
+	"github.com/sockit/sockit/metrics"
 	"github.com/sockit/sockit/proto"
 )
 
@@ -28,6 +29,7 @@ type chargen struct {
 	period   []byte // the 95 lines of one period
 	greeting []byte
 	log      *slog.Logger
+	meter    *metrics.Meter
 	fullBuf  ratelog.Limiter
 }
 
@@ -45,7 +47,7 @@ const (
 )
 
 func newChargen(cfg Config) (*Service, error) {
-	c := &chargen{period: chargenPattern(chargenChars), greeting: cloneBytes(cfg.Greeting), log: cfg.Logger}
+	c := &chargen{period: chargenPattern(chargenChars), greeting: cloneBytes(cfg.Greeting), log: cfg.Logger, meter: cfg.Meter}
 	return &Service{Stream: c.newStream, NewDatagram: c.newDatagram}, nil
 }
 
@@ -64,10 +66,19 @@ func chargenPattern(n int) []byte {
 func (c *chargen) newStream(proto.ConnInfo) proto.Protocol {
 	p := &chargenConn{c: c}
 	p.turn = p.fill
+	if c.meter != nil {
+		p.meter = c.meter.Shard()
+	}
 	return p
 }
 
-func (c *chargen) newDatagram() proto.DatagramProtocol { return &chargenDatagram{c: c} }
+func (c *chargen) newDatagram() proto.DatagramProtocol {
+	d := &chargenDatagram{c: c}
+	if c.meter != nil {
+		d.meter = c.meter.Shard()
+	}
+	return d
+}
 
 // chargenConn streams the pattern on one connection.
 type chargenConn struct {
@@ -77,6 +88,7 @@ type chargenConn struct {
 	paused    bool // between OnPauseWriting and OnResumeWriting
 	done      bool // closed or a write failed
 	scheduled bool // a turn is pending on AfterFunc
+	meter     *metrics.Shard
 }
 
 var (
@@ -90,6 +102,9 @@ func (p *chargenConn) OnOpen(t proto.Transport) {
 		if err := t.Write(p.c.greeting); err != nil {
 			p.done = true
 			return
+		}
+		if p.meter != nil {
+			p.meter.Sent(1, len(p.c.greeting))
 		}
 	}
 	p.fill()
@@ -117,6 +132,9 @@ func (p *chargenConn) fill() {
 			p.done = true // closed, lost or half-closed
 			return
 		}
+		if p.meter != nil {
+			p.meter.Sent(chargenChars, len(p.c.period)) // a period is 95 lines
+		}
 	}
 }
 
@@ -127,7 +145,12 @@ func (p *chargenConn) OnEOF() bool { return !p.done }
 
 func (p *chargenConn) OnClose(error) { p.done = true }
 
-func (p *chargenConn) OnPauseWriting() { p.paused = true }
+func (p *chargenConn) OnPauseWriting() {
+	p.paused = true
+	if p.meter != nil {
+		p.meter.Pause()
+	}
+}
 
 func (p *chargenConn) OnResumeWriting() {
 	p.paused = false
@@ -142,15 +165,22 @@ func (p *chargenConn) Idle() bool { return true }
 
 type chargenDatagram struct {
 	proto.DatagramBase
-	c *chargen
-	t proto.DatagramTransport
+	c     *chargen
+	t     proto.DatagramTransport
+	meter *metrics.Shard
 }
 
 func (p *chargenDatagram) OnOpen(t proto.DatagramTransport) { p.t = t }
 
-func (p *chargenDatagram) OnDatagram(_ []byte, addr net.Addr) {
+func (p *chargenDatagram) OnDatagram(in []byte, addr net.Addr) {
+	start := time.Now()
+	out := chargenDatagramLen
 	if err := p.t.WriteTo(p.c.period[:chargenDatagramLen], addr); err != nil {
 		datagramReplyFailed(logger(p.c.log), &p.c.fullBuf, "chargen", addr, err)
+		out = -1
+	}
+	if p.meter != nil {
+		p.meter.Message(len(in), out, time.Since(start))
 	}
 }
 

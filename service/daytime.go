@@ -7,6 +7,7 @@ import (
 
 	"github.com/sockit/sockit/frame"
 	"github.com/sockit/sockit/internal/ratelog"
+	"github.com/sockit/sockit/metrics"
 	"github.com/sockit/sockit/proto"
 )
 
@@ -19,6 +20,7 @@ type daytime struct {
 	spec     frame.Spec
 	greeting []byte
 	log      *slog.Logger
+	meter    *metrics.Meter
 	fullBuf  ratelog.Limiter
 }
 
@@ -29,6 +31,7 @@ func newDaytime(cfg Config) (*Service, error) {
 		spec:     cfg.Frame,
 		greeting: cloneBytes(cfg.Greeting),
 		log:      cfg.Logger,
+		meter:    cfg.Meter,
 	}
 	if d.format == "" {
 		d.format = DefaultTimeFormat
@@ -44,15 +47,25 @@ func (d *daytime) newStream(info proto.ConnInfo) proto.Protocol {
 	if info.Network == "unixpacket" {
 		c.spec = frame.Spec{}
 	}
+	if d.meter != nil {
+		c.meter = d.meter.Shard()
+	}
 	return c
 }
 
-func (d *daytime) newDatagram() proto.DatagramProtocol { return &daytimeDatagram{d: d} }
+func (d *daytime) newDatagram() proto.DatagramProtocol {
+	p := &daytimeDatagram{d: d}
+	if d.meter != nil {
+		p.meter = d.meter.Shard()
+	}
+	return p
+}
 
 type daytimeConn struct {
 	proto.Base
-	d    *daytime
-	spec frame.Spec
+	d     *daytime
+	spec  frame.Spec
+	meter *metrics.Shard
 }
 
 var (
@@ -65,6 +78,9 @@ func (c *daytimeConn) OnOpen(t proto.Transport) {
 	if len(c.d.greeting) > 0 {
 		if err := t.Write(c.d.greeting); err != nil {
 			return
+		}
+		if c.meter != nil {
+			c.meter.Sent(1, len(c.d.greeting))
 		}
 	}
 	now := c.d.now().AppendFormat(make([]byte, 0, 64), c.d.format)
@@ -79,7 +95,9 @@ func (c *daytimeConn) OnOpen(t proto.Transport) {
 			return
 		}
 	}
-	_ = t.Write(msg)
+	if err := t.Write(msg); err == nil && c.meter != nil {
+		c.meter.Sent(1, len(now))
+	}
 }
 
 // Idle is always true: daytime reads no messages.
@@ -87,17 +105,24 @@ func (c *daytimeConn) Idle() bool { return true }
 
 type daytimeDatagram struct {
 	proto.DatagramBase
-	d   *daytime
-	t   proto.DatagramTransport
-	buf []byte
+	d     *daytime
+	t     proto.DatagramTransport
+	buf   []byte
+	meter *metrics.Shard
 }
 
 func (p *daytimeDatagram) OnOpen(t proto.DatagramTransport) { p.t = t }
 
-func (p *daytimeDatagram) OnDatagram(_ []byte, addr net.Addr) {
+func (p *daytimeDatagram) OnDatagram(in []byte, addr net.Addr) {
+	start := time.Now()
 	p.buf = p.d.now().AppendFormat(p.buf[:0], p.d.format)
+	out := len(p.buf)
 	if err := p.t.WriteTo(p.buf, addr); err != nil {
 		datagramReplyFailed(logger(p.d.log), &p.d.fullBuf, "daytime", addr, err)
+		out = -1
+	}
+	if p.meter != nil {
+		p.meter.Message(len(in), out, time.Since(start))
 	}
 }
 

@@ -7,9 +7,11 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/sockit/sockit/frame"
+	"github.com/sockit/sockit/metrics"
 	"github.com/sockit/sockit/internal/ratelog"
 	"github.com/sockit/sockit/proto"
 )
@@ -69,6 +71,9 @@ type MessageConfig struct {
 	// Logger receives framing errors (Warn, with the peer address); nil
 	// means slog.Default() at the time of logging.
 	Logger *slog.Logger
+	// Meter, if not nil, counts every message, its bytes, the time its
+	// handling took and write-buffer pauses (for --metrics).
+	Meter *metrics.Meter
 }
 
 // MessageHandler runs a MessageFunc on stream connections (NewProtocol, a
@@ -83,6 +88,7 @@ type MessageHandler struct {
 	stream   messageMode // cfg.Frame
 	packet   messageMode // unixpacket: raw
 	maxFrame int
+	meter    *metrics.Meter
 	bigReply ratelog.Limiter // datagram replies too large to send
 	fullBuf  ratelog.Limiter // datagram replies dropped for a full send buffer
 }
@@ -91,6 +97,7 @@ type MessageHandler struct {
 type messageMode struct {
 	spec     frame.Spec
 	greeting []byte
+	greetLen int    // the greeting's bytes without framing (for the meter)
 	errMsg   []byte // the framed "ERR frame too long"
 	text     bool   // the text rule applies (raw framing and Text)
 }
@@ -119,6 +126,7 @@ func NewMessageHandler(cfg MessageConfig) (*MessageHandler, error) {
 		text:     cfg.Text,
 		log:      cfg.Logger,
 		maxFrame: cfg.MaxFrame,
+		meter:    cfg.Meter,
 	}
 	if h.name == "" {
 		h.name = "message"
@@ -150,6 +158,7 @@ func newMode(cfg MessageConfig, spec frame.Spec) (messageMode, error) {
 		text:   cfg.Text && spec.Kind == frame.Raw,
 	}
 	m.greeting = cloneBytes(cfg.Greeting)
+	m.greetLen = len(cfg.Greeting)
 	if cfg.FrameGreeting && len(cfg.Greeting) > 0 {
 		g, err := spec.Append(nil, cfg.Greeting)
 		if err != nil {
@@ -175,13 +184,21 @@ func (h *MessageHandler) NewProtocol(info proto.ConnInfo) proto.Protocol {
 	if info.Network == "unixpacket" {
 		mode = &h.packet
 	}
-	return &messageConn{h: h, mode: mode}
+	c := &messageConn{h: h, mode: mode}
+	if h.meter != nil {
+		c.meter = h.meter.Shard()
+	}
+	return c
 }
 
 // NewDatagram makes the protocol of one datagram endpoint: each datagram is
 // a message and its reply a datagram to the sender.
 func (h *MessageHandler) NewDatagram() proto.DatagramProtocol {
-	return &messageDatagram{h: h}
+	d := &messageDatagram{h: h}
+	if h.meter != nil {
+		d.meter = h.meter.Shard()
+	}
+	return d
 }
 
 // keepCap is the largest reply buffer kept for reuse (replyBufs), so that
@@ -198,6 +215,8 @@ type messageConn struct {
 	t    proto.Transport
 	dec  *frame.Decoder // made at the first input; never for raw framing
 	done bool           // closed or closing: no more messages
+	// meter counts messages when --metrics is on (nil otherwise).
+	meter *metrics.Shard
 }
 
 var (
@@ -210,6 +229,8 @@ func (c *messageConn) OnOpen(t proto.Transport) {
 	if len(c.mode.greeting) > 0 {
 		if err := t.Write(c.mode.greeting); err != nil {
 			c.stop()
+		} else if c.meter != nil {
+			c.meter.Sent(1, c.mode.greetLen)
 		}
 	}
 }
@@ -268,6 +289,9 @@ func (c *messageConn) OnClose(error) {
 // OnPauseWriting stops reading while the peer does not take the replies
 // (asyncio's flow control): the write buffer stays bounded.
 func (c *messageConn) OnPauseWriting() {
+	if c.meter != nil {
+		c.meter.Pause()
+	}
 	if c.t != nil {
 		c.t.PauseReading()
 	}
@@ -349,10 +373,23 @@ func overlaps(out, msg []byte) bool {
 	return o < m+uintptr(len(msg)) && m < o+uintptr(cap(out))
 }
 
-// onMessage answers one message with one Write.
+// onMessage answers one message with one Write, counted when metered.
 func (c *messageConn) onMessage(msg []byte) error {
+	if c.meter == nil {
+		_, err := c.answer(msg)
+		return err
+	}
+	start := time.Now()
+	out, err := c.answer(msg)
+	c.meter.Message(len(msg), out, time.Since(start))
+	return err
+}
+
+// answer answers one message and reports the reply's length (-1 for
+// none).
+func (c *messageConn) answer(msg []byte) (int, error) {
 	if c.done {
-		return errStop
+		return -1, errStop
 	}
 	var suffix []byte
 	if c.mode.text {
@@ -363,12 +400,12 @@ func (c *messageConn) onMessage(msg []byte) error {
 	switch act {
 	case NoReply:
 		buf.keep(reply, msg)
-		return nil
+		return -1, nil
 	case Hangup:
 		buf.keep(reply, msg)
 		c.stop()
 		_ = c.t.Close()
-		return errStop
+		return -1, errStop
 	}
 	reply = append(reply, suffix...)
 	wire := reply
@@ -384,12 +421,13 @@ func (c *messageConn) onMessage(msg []byte) error {
 				"service", c.h.name, "peer", addrString(c.t.RemoteAddr()),
 				"frame", c.mode.spec.String(), "reply_len", len(reply), "err", err)
 			_ = c.t.Close()
-			return errStop
+			return -1, errStop
 		}
 		wire = framed
 		buf.framed = framed[:0]
 	}
 	err := c.t.Write(wire) // the transport copies what it must keep
+	n := len(reply)
 	buf.keep(reply, msg)
 	if err != nil {
 		c.stop()
@@ -401,21 +439,22 @@ func (c *messageConn) onMessage(msg []byte) error {
 				"buffered", c.t.BufferedAmount(), "reply_len", len(wire), "err", err)
 			c.t.Abort()
 		}
-		return errStop
+		return -1, errStop
 	}
 	if act == ReplyAndClose {
 		c.stop()
 		_ = c.t.Close()
-		return errStop
+		return n, errStop
 	}
-	return nil
+	return n, nil
 }
 
 // messageDatagram is the protocol of one datagram endpoint.
 type messageDatagram struct {
-	h   *MessageHandler
-	t   proto.DatagramTransport
-	out []byte
+	h     *MessageHandler
+	t     proto.DatagramTransport
+	out   []byte
+	meter *metrics.Shard // nil unless metered
 }
 
 var _ proto.DatagramProtocol = (*messageDatagram)(nil)
@@ -423,6 +462,18 @@ var _ proto.DatagramProtocol = (*messageDatagram)(nil)
 func (d *messageDatagram) OnOpen(t proto.DatagramTransport) { d.t = t }
 
 func (d *messageDatagram) OnDatagram(data []byte, addr net.Addr) {
+	if d.meter == nil {
+		d.answer(data, addr)
+		return
+	}
+	start := time.Now()
+	out := d.answer(data, addr)
+	d.meter.Message(len(data), out, time.Since(start))
+}
+
+// answer answers one datagram and reports the reply's length (-1 for
+// none sent).
+func (d *messageDatagram) answer(data []byte, addr net.Addr) int {
 	var suffix []byte
 	msg := data
 	if d.h.text {
@@ -431,10 +482,12 @@ func (d *messageDatagram) OnDatagram(data []byte, addr net.Addr) {
 	reply, act := d.h.dgram(d.out[:0], msg)
 	if act == NoReply || act == Hangup {
 		d.out = reusable(reply, msg)
-		return
+		return -1
 	}
 	reply = append(reply, suffix...)
+	n := len(reply)
 	if err := d.t.WriteTo(reply, addr); err != nil {
+		n = -1
 		if errors.Is(err, syscall.EMSGSIZE) {
 			// The request fitted one datagram, its reply does not: the
 			// client waits for nothing, so say so, once a second at most.
@@ -445,6 +498,7 @@ func (d *messageDatagram) OnDatagram(data []byte, addr net.Addr) {
 		}
 	}
 	d.out = reusable(reply, msg)
+	return n
 }
 
 // datagramReplyFailed logs a datagram reply that was not sent: dropped for a

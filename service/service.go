@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sockit/sockit/frame"
+	"github.com/sockit/sockit/metrics"
 	"github.com/sockit/sockit/proto"
 )
 
@@ -43,6 +44,9 @@ type Config struct {
 	CloseOn *string
 	// Logger receives the services' warnings; nil means slog.Default().
 	Logger *slog.Logger
+	// Meter, if not nil, counts the service's messages (for --metrics):
+	// see package metrics.
+	Meter *metrics.Meter
 }
 
 // Defaults.
@@ -147,6 +151,7 @@ func messageService(name string, cfg Config, mc MessageConfig) (*Service, error)
 	mc.Frame = cfg.Frame
 	mc.MaxFrame = cfg.MaxFrame
 	mc.Logger = cfg.Logger
+	mc.Meter = cfg.Meter
 	if cfg.Greeting != nil {
 		mc.Greeting = cloneBytes(cfg.Greeting)
 		mc.FrameGreeting = false

@@ -6,10 +6,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/sockit/sockit/endpoint"
 	"github.com/sockit/sockit/frame"
+	"github.com/sockit/sockit/metrics"
 	"github.com/sockit/sockit/service"
 )
 
@@ -166,15 +168,39 @@ func runServe(ctx context.Context, g *globals, name string, opts serveOptions, c
 	if err != nil {
 		return err
 	}
-	return serveUntilSignal(ctx, g, srv, bounds, &opts.server, name, func(b bound) error {
-		switch {
-		case b.pc != nil:
-			return srv.ServePacket(b.pc, svc.NewDatagram())
-		case b.ep.Scheme == "unixpacket":
-			return srv.Serve(b.ln, packetSvc.Stream)
-		default:
-			return srv.Serve(b.ln, svc.Stream)
+	// With --metrics each endpoint's service counts its messages into a
+	// meter of its own, labelled with the endpoint.
+	services := make([]*service.Service, len(bounds))
+	for i, b := range bounds {
+		c, shared := cfg, svc
+		if b.ep.Scheme == "unixpacket" {
+			c, shared = rawCfg, packetSvc
 		}
+		services[i] = shared
+		if opts.server.metrics == "" {
+			continue
+		}
+		c.Meter = metrics.New()
+		if services[i], err = service.New(name, c); err != nil {
+			for _, b := range bounds {
+				b.close()
+			}
+			return err
+		}
+		engineName, _ := srv.EngineName()
+		opts.server.collectors = append(opts.server.collectors, metrics.Collector(c.Meter,
+			prometheus.Labels{"service": name, "endpoint": b.ep.String(), "engine": engineName}))
+	}
+	index := make(map[bound]int, len(bounds))
+	for i, b := range bounds {
+		index[b] = i
+	}
+	return serveUntilSignal(ctx, g, srv, bounds, &opts.server, name, func(b bound) error {
+		s := services[index[b]]
+		if b.pc != nil {
+			return srv.ServePacket(b.pc, s.NewDatagram())
+		}
+		return srv.Serve(b.ln, s.Stream)
 	})
 }
 

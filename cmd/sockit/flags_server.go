@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/sockit/sockit/endpoint"
@@ -54,6 +55,9 @@ type serverFlags struct {
 	// proxyRefused counts connections the PROXY protocol refused (for
 	// /metrics); build sets it.
 	proxyRefused *atomic.Uint64
+	// collectors are more /metrics series a command registers before
+	// serving (serve's per-endpoint message meters).
+	collectors []prometheus.Collector
 	// tlsHosts are the listen host names a --tls-self-signed certificate is
 	// made for; commands whose endpoints are arguments rather than -l set
 	// it before build (empty: the hosts of -l, else localhost).

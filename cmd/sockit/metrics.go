@@ -91,7 +91,14 @@ func startMetrics(g *globals, f *serverFlags, srv shutdowner, service, engine st
 		return nil, fmt.Errorf("--metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(metricsRegistry(srv, service, engine, f.proxyRefusals()), promhttp.HandlerOpts{}))
+	reg := metricsRegistry(srv, service, engine, f.proxyRefusals())
+	for _, c := range f.collectors {
+		if err := reg.Register(c); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("--metrics: %w", err)
+		}
+	}
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if f.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

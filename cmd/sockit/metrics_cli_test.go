@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
 // metricsURL waits for serve's "metrics URL" line.
@@ -115,5 +119,84 @@ func TestMetricsUsage(t *testing.T) {
 		if code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 			t.Errorf("sockit %q: exit %d, want 2 and one line; stderr: %s", args, code, stderr)
 		}
+	}
+}
+
+// TestMetricsCountExactly: after a scripted run of N connections sending M
+// messages in all, with K more connections refused past --max-conns, the
+// scraped counters (parsed with expfmt) are exactly N, M and K, and the
+// handling histogram counts M messages, on both engines.
+func TestMetricsCountExactly(t *testing.T) {
+	const n, perConn, k = 3, 7, 2
+	const m = n * perConn
+	for _, eng := range []string{"goroutine", "epoll"} {
+		t.Run(eng, func(t *testing.T) {
+			p, eps := startServe(t, "echo", "-l", "tcp://127.0.0.1:0", "--engine", eng, "--frame", "line",
+				"--max-conns", fmt.Sprint(n), "--metrics", "0")
+			url := metricsURL(t, p)
+			host, port := hostPort(t, eps[0])
+			addr := net.JoinHostPort(host, port)
+			var conns []net.Conn
+			for range n {
+				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				conns = append(conns, c)
+			}
+			for _, c := range conns {
+				r := bufio.NewReader(c)
+				for i := range perConn {
+					msg := fmt.Sprintf("ping-%d\n", i)
+					if _, err := io.WriteString(c, msg); err != nil {
+						t.Fatal(err)
+					}
+					if got, err := r.ReadString('\n'); err != nil || got != msg {
+						t.Fatalf("echo %q: %q, %v", msg, got, err)
+					}
+				}
+			}
+			for range k {
+				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				if b, _ := io.ReadAll(c); len(b) != 0 {
+					t.Fatalf("refused connection got %q", b)
+				}
+				c.Close()
+			}
+			server := map[string]string{"engine": eng, "service": "echo"}
+			ep := map[string]string{"engine": eng, "service": "echo", "endpoint": eps[0]}
+			refused := map[string]string{"engine": eng, "service": "echo", "reason": "max-conns"}
+			var fams map[string]*dto.MetricFamily
+			waitFor(5*time.Second, func() bool {
+				fams = scrapeFamilies(t, url)
+				return metricValue(t, fams, "sockit_connections_refused_total", refused) == k
+			})
+			const msgBytes = float64(m * len("ping-0")) // the line framing's newline is not part of a message
+			for _, c := range []struct {
+				name   string
+				labels map[string]string
+				want   float64
+			}{
+				{"sockit_connections_accepted_total", server, n},
+				{"sockit_connections_open", server, n},
+				{"sockit_connections_refused_total", refused, k},
+				{"sockit_messages_received_total", ep, m},
+				{"sockit_messages_sent_total", ep, m},
+				{"sockit_received_bytes_total", ep, msgBytes},
+				{"sockit_sent_bytes_total", ep, msgBytes},
+				{"sockit_message_handling_seconds", ep, m},
+				{"sockit_write_pauses_total", ep, 0},
+			} {
+				if got := metricValue(t, fams, c.name, c.labels); got != c.want {
+					t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+				}
+			}
+		})
 	}
 }

@@ -33,3 +33,29 @@ func newBatchConn(pc net.PacketConn) batchConn {
 }
 
 func truncatedFlag(flags int) bool { return flags&unix.MSG_TRUNC != 0 }
+
+// batchBuffers are the receive buffers of one endpoint's batches: batchSize
+// slots of maxDatagram bytes, mapped outside Go's heap so that release can
+// hand their pages back (madvise(MADV_DONTNEED)) once the endpoint is
+// quiet. A burst of large datagrams touches every slot, and 2 MiB would
+// otherwise stay resident for the endpoint's life; the next datagram
+// after a release faults in only the pages it fills.
+type batchBuffers struct{ region []byte }
+
+func newBatchBuffers() (*batchBuffers, [][]byte) {
+	region, err := unix.Mmap(-1, 0, batchSize*maxDatagram, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	if err != nil { // no mapping to be had: ordinary memory, never released
+		region = make([]byte, batchSize*maxDatagram)
+	}
+	bufs := make([][]byte, batchSize)
+	for i := range bufs {
+		bufs[i] = region[i*maxDatagram : (i+1)*maxDatagram : (i+1)*maxDatagram]
+	}
+	return &batchBuffers{region: region}, bufs
+}
+
+// release hands the pages back; the buffers stay usable (zero-filled).
+func (b *batchBuffers) release() { _ = unix.Madvise(b.region, unix.MADV_DONTNEED) }
+
+// free unmaps the buffers; nothing may use them afterwards.
+func (b *batchBuffers) free() { _ = unix.Munmap(b.region) }

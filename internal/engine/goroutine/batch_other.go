@@ -19,3 +19,17 @@ type batchConn interface {
 func newBatchConn(net.PacketConn) batchConn { return nil }
 
 func truncatedFlag(int) bool { return false }
+
+// batchBuffers are never used where there is no batching.
+type batchBuffers struct{}
+
+func newBatchBuffers() (*batchBuffers, [][]byte) {
+	bufs := make([][]byte, batchSize)
+	for i := range bufs {
+		bufs[i] = make([]byte, maxDatagram)
+	}
+	return &batchBuffers{}, bufs
+}
+
+func (*batchBuffers) release() {}
+func (*batchBuffers) free()    {}

@@ -32,6 +32,9 @@ type Engine struct {
 	// between running its posted events and arming its blocking read: the
 	// window in which a wake-up must not be lost.
 	hookBeforeArm func()
+	// hookBatchBuffers, if set (by tests, before serving), is given each
+	// endpoint's receive buffers when they are made.
+	hookBatchBuffers func(*batchBuffers)
 
 	stoppers engine.Stoppers // goroutines inside Shutdown
 }

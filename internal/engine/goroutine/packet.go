@@ -149,10 +149,34 @@ func (ep *packetEndpoint) readFailed(err error, errorsInRow *int) bool {
 
 // readBatches receives up to batchSize datagrams per system call and sends
 // the replies written meanwhile with one system call.
+//
+// After a datagram of more than smallDatagram bytes, the receive buffers'
+// pages are handed back once the endpoint has received nothing for
+// releaseAfter (batchBuffers), so a burst of large datagrams leaves no
+// memory behind.
 func (ep *packetEndpoint) readBatches() {
+	bb, bufs := newBatchBuffers()
+	if h := ep.e.hookBatchBuffers; h != nil {
+		h(bb)
+	}
+	defer bb.free() // callbacks run on this goroutine and keep no datagram
 	msgs := make([]ipv4.Message, batchSize)
 	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, maxDatagram)}
+		msgs[i].Buffers = [][]byte{bufs[i]}
+	}
+	var (
+		lastBatch time.Time
+		touched   bool // a large datagram filled pages since the last release
+		armed     bool // a release check is pending
+		check     func()
+	)
+	check = func() {
+		if idle := time.Since(lastBatch); idle < releaseAfter {
+			ep.AfterFunc(releaseAfter-idle, check)
+			return
+		}
+		armed, touched = false, false
+		bb.release()
 	}
 	errorsInRow := 0
 	for ep.beforeRead() {
@@ -167,11 +191,15 @@ func (ep *packetEndpoint) readBatches() {
 			continue
 		}
 		errorsInRow = 0
+		lastBatch = time.Now()
 		ep.wmu.Lock()
 		ep.batching = true
 		ep.wmu.Unlock()
 		for i := 0; i < n; i++ {
 			m := &msgs[i]
+			if m.N > smallDatagram || truncatedFlag(m.Flags) {
+				touched = true
+			}
 			if truncatedFlag(m.Flags) {
 				ep.callback(func() { ep.p.OnError(ErrDatagramTooLarge) })
 				continue
@@ -181,8 +209,22 @@ func (ep *packetEndpoint) readBatches() {
 			m.Addr = nil
 		}
 		ep.flushBatch()
+		if touched && !armed {
+			armed = true
+			ep.AfterFunc(releaseAfter, check)
+		}
 	}
 }
+
+const (
+	// smallDatagram: datagrams up to this size touch one page of a slot.
+	smallDatagram = 4 << 10
+	// releaseAfter is how long an endpoint stays quiet before the pages of
+	// large datagrams are handed back.
+	releaseAfter = time.Second
+	// keepReply is the largest queued reply copy kept for the next batch.
+	keepReply = 4 << 10
+)
 
 // flushBatch sends the datagrams queued during a batch.
 func (ep *packetEndpoint) flushBatch() {
@@ -220,6 +262,9 @@ func (ep *packetEndpoint) sendQueuedLocked() error {
 	}
 	for i := 0; i < ep.nout; i++ {
 		ep.out[i].Addr = nil
+		if cap(ep.outBufs[i]) > keepReply { // one large reply pins no memory
+			ep.outBufs[i], ep.out[i].Buffers[0] = nil, nil
+		}
 	}
 	ep.nout = 0
 	return firstErr
