@@ -11,8 +11,8 @@ import (
 	"unsafe"
 
 	"github.com/sockit/sockit/frame"
-	"github.com/sockit/sockit/metrics"
 	"github.com/sockit/sockit/internal/ratelog"
+	"github.com/sockit/sockit/metrics"
 	"github.com/sockit/sockit/proto"
 )
 
