@@ -29,6 +29,8 @@ type serveOptions struct {
 	httpRoot  string
 	httpDelay time.Duration
 	accessLog bool
+	// httpMetricsPath is --metrics-path: http serves /metrics itself.
+	httpMetricsPath string
 }
 
 func newServeCommand(g *globals) *cobra.Command {
@@ -82,12 +84,18 @@ each endpoint it prints "listening ENDPOINT" on stdout with the real port.`,
 	f.StringVar(&opts.httpRoot, "root", "", "http: serve this directory read-only under /files/")
 	f.DurationVar(&opts.httpDelay, "delay", 0, "http: wait this long before answering every route but /healthz")
 	f.BoolVar(&opts.accessLog, "access-log", true, "http: log every request")
+	f.StringVar(&opts.httpMetricsPath, "metrics-path", "", "http: also serve the Prometheus metrics at this path (e.g. /metrics) on the service's own listeners")
 	return cmd
 }
 
 func runServe(ctx context.Context, g *globals, name string, opts serveOptions, cmd *cobra.Command) error {
 	if name == "http" {
 		return runServeHTTP(ctx, g, opts, cmd)
+	}
+	for _, name := range []string{"root", "delay", "access-log", "metrics-path"} {
+		if cmd.Flags().Changed(name) {
+			return usagef("--%s applies to service http only", name)
+		}
 	}
 	spec, err := frame.Parse(opts.frame)
 	if err != nil {

@@ -58,6 +58,7 @@ type serverFlags struct {
 	// collectors are more /metrics series a command registers before
 	// serving (serve's per-endpoint message meters).
 	collectors []prometheus.Collector
+	reg        *prometheus.Registry // made by registry
 	// tlsHosts are the listen host names a --tls-self-signed certificate is
 	// made for; commands whose endpoints are arguments rather than -l set
 	// it before build (empty: the hosts of -l, else localhost).

@@ -42,7 +42,10 @@ func metricsAddr(s string) (string, error) {
 func metricsRegistry(srv shutdowner, service, engine string, proxyRefused func() uint64) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s, ok := srv.(*server.Server)
+	s, ok := srv.(interface {
+		Stats() server.Stats
+		ActiveConns() int
+	})
 	if !ok {
 		return reg
 	}
@@ -91,12 +94,10 @@ func startMetrics(g *globals, f *serverFlags, srv shutdowner, service, engine st
 		return nil, fmt.Errorf("--metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	reg := metricsRegistry(srv, service, engine, f.proxyRefusals())
-	for _, c := range f.collectors {
-		if err := reg.Register(c); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("--metrics: %w", err)
-		}
+	reg, err := f.registry(srv, service, engine)
+	if err != nil {
+		ln.Close()
+		return nil, err
 	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if f.pprof {
@@ -133,4 +134,20 @@ func (f *serverFlags) proxyRefusals() func() uint64 {
 		return nil
 	}
 	return f.proxyRefused.Load
+}
+
+// registry returns the command's metrics registry, made at the first call:
+// metricsRegistry's collectors and the command's own (f.collectors).
+func (f *serverFlags) registry(srv shutdowner, service, engine string) (*prometheus.Registry, error) {
+	if f.reg != nil {
+		return f.reg, nil
+	}
+	reg := metricsRegistry(srv, service, engine, f.proxyRefusals())
+	for _, c := range f.collectors {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("--metrics: %w", err)
+		}
+	}
+	f.reg = reg
+	return reg, nil
 }

@@ -200,3 +200,30 @@ func TestMetricsCountExactly(t *testing.T) {
 		})
 	}
 }
+
+// TestServeHTTPMetricsPath: serve http --metrics-path serves the registry
+// on its own listener; each request is one message (the scrape that reads
+// the counts is counted after it).
+func TestServeHTTPMetricsPath(t *testing.T) {
+	base, _ := serveHTTPTCP(t, "--metrics-path", "/metrics")
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for _, path := range []string{"/", "/hello/x", "/nope"} {
+		resp, err := c.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	fams := scrapeFamilies(t, base+"/metrics")
+	ep := map[string]string{"engine": "net/http", "service": "http", "endpoint": "tcp://" + strings.TrimPrefix(base, "http://")}
+	if got := metricValue(t, fams, "sockit_messages_received_total", ep); got != 3 {
+		t.Errorf("requests counted: %v, want 3", got)
+	}
+	if got := metricValue(t, fams, "sockit_message_handling_seconds", ep); got != 3 {
+		t.Errorf("histogram count: %v, want 3", got)
+	}
+	if got := metricValue(t, fams, "sockit_connections_accepted_total", map[string]string{"engine": "net/http", "service": "http"}); got != 4 {
+		t.Errorf("connections accepted: %v, want 4 (3 requests and the scrape)", got)
+	}
+}

@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"net/http"
+	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/sockit/sockit/metrics"
 	"github.com/sockit/sockit/service/httpd"
 )
 
@@ -46,6 +51,9 @@ func runServeHTTP(ctx context.Context, g *globals, opts serveOptions, cmd *cobra
 	if name, _ := limits.EngineName(); name != "goroutine" {
 		return usagef("service http runs on net/http's goroutines; --engine %s does not apply", opts.server.engine)
 	}
+	if opts.httpMetricsPath != "" && (!strings.HasPrefix(opts.httpMetricsPath, "/") || strings.ContainsAny(opts.httpMetricsPath, " ?#{}")) {
+		return usagef("--metrics-path %q: want a path such as /metrics", opts.httpMetricsPath)
+	}
 	h, err := httpd.New(httpd.Config{
 		Root:      opts.httpRoot,
 		Delay:     opts.httpDelay,
@@ -66,6 +74,31 @@ func runServeHTTP(ctx context.Context, g *globals, opts serveOptions, cmd *cobra
 	bounds, err := listenAll(ctx, lc, eps)
 	if err != nil {
 		return err
+	}
+	if opts.server.metrics != "" || opts.httpMetricsPath != "" {
+		// One handler serves every listener: its meter is labelled with
+		// all of their endpoints.
+		names := make([]string, len(bounds))
+		for i, b := range bounds {
+			names[i] = b.ep.String()
+		}
+		srv.Meter = metrics.New()
+		opts.server.collectors = append(opts.server.collectors, metrics.Collector(srv.Meter,
+			prometheus.Labels{"service": "http", "endpoint": strings.Join(names, ","), "engine": "net/http"}))
+	}
+	if opts.httpMetricsPath != "" {
+		// /metrics on the service's own listeners, beside its routes.
+		reg, err := opts.server.registry(srv, "http", "net/http")
+		if err != nil {
+			for _, b := range bounds {
+				b.close()
+			}
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET "+opts.httpMetricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.Handle("/", h)
+		srv.Handler = mux
 	}
 	// net/http's graceful drain on SIGINT/SIGTERM: requests in flight
 	// finish, idle keep-alive connections are closed.

@@ -3,12 +3,14 @@ package httpd
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/sockit/sockit/metrics"
 	"github.com/sockit/sockit/server"
 )
 
@@ -63,6 +65,10 @@ type Server struct {
 	// Logger receives net/http's own error messages and failed TLS
 	// handshakes; nil means slog.Default().
 	Logger *slog.Logger
+	// Meter, if not nil, counts every request as a message: its body bytes
+	// in, the response's body bytes out, and the time from its headers
+	// read to its handler's return (package metrics).
+	Meter *metrics.Meter
 
 	once   sync.Once
 	hs     *http.Server
@@ -87,8 +93,21 @@ func (s *Server) init() {
 			s.limits = &server.Server{Logger: s.log, ReadTimeout: readHeader}
 		}
 		s.conns = make(map[net.Conn]chan struct{})
+		handler := s.Handler
+		if handler == nil {
+			handler = http.DefaultServeMux
+		}
+		var connCtx func(context.Context, net.Conn) context.Context
+		if s.Meter != nil {
+			handler = metered(handler)
+			// Each connection counts into a shard of its own.
+			connCtx = func(ctx context.Context, _ net.Conn) context.Context {
+				return context.WithValue(ctx, shardKey{}, s.Meter.Shard())
+			}
+		}
 		s.hs = &http.Server{
-			Handler:           s.Handler,
+			Handler:           handler,
+			ConnContext:       connCtx,
 			ReadHeaderTimeout: readHeader,
 			IdleTimeout:       orDuration(s.IdleTimeout, DefaultIdleTimeout),
 			MaxHeaderBytes:    orInt(s.MaxHeaderBytes, DefaultMaxHeaderBytes),
@@ -96,6 +115,79 @@ func (s *Server) init() {
 			ConnState:         s.connState,
 		}
 	})
+}
+
+// Stats are the connection counts of Limits (admitted, refused, timed
+// out, failed).
+func (s *Server) Stats() server.Stats {
+	s.init()
+	return s.limits.Stats()
+}
+
+// ActiveConns reports the connections admitted and not yet closed.
+func (s *Server) ActiveConns() int {
+	s.init()
+	return s.limits.ActiveConns()
+}
+
+type shardKey struct{}
+
+// metered counts each request into its connection's shard.
+func metered(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sh, _ := r.Context().Value(shardKey{}).(*metrics.Shard)
+		if sh == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		cw := &countingWriter{ResponseWriter: w}
+		body := &countingBody{ReadCloser: r.Body}
+		r.Body = body
+		next.ServeHTTP(cw, r)
+		sh.Message(int(body.n), int(cw.n), time.Since(start))
+	})
+}
+
+// countingWriter counts a response's body bytes.
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps net/http's sendfile path for files.
+func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	n, err := io.Copy(w.ResponseWriter, r)
+	w.n += n
+	return n, err
+}
+
+// Flush flushes the writer beneath.
+func (w *countingWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the writer beneath.
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// countingBody counts a request's body bytes.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	return n, err
 }
 
 // Serve serves HTTP on ln until Shutdown or Close, and returns
