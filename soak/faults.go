@@ -377,14 +377,18 @@ func (f *faulter) one(ctx context.Context) {
 // header larger than net/http's limit and a 431. A connection the server
 // closes before answering anything (past --max-conns) is tried again.
 func (f *faulter) oversized(ctx context.Context) {
-	for range maxRetries {
+	var refused refusals
+	for {
 		if !f.oversizedOnce(ctx) || ctx.Err() != nil {
 			return
+		}
+		if refused.another(f.s.Timeout) {
+			break
 		}
 		pause(ctx, 20*time.Millisecond)
 	}
 	f.fs.unexpected.Add(1)
-	f.st.fail("oversized: %d connections in a row closed before any answer", maxRetries)
+	f.st.fail("oversized: %d connections in a row closed before any answer, for %v", refused.n, time.Since(refused.first).Round(time.Millisecond))
 }
 
 // oversizedOnce runs one oversized client; it reports whether the server

@@ -32,9 +32,28 @@ type good struct {
 // on it: what a server past --max-conns does. The messages are sent again.
 var errRefused = errors.New("connection closed before any answer")
 
-// maxRetries bounds how many refused connections in a row one batch may meet
-// before its messages are counted lost.
-const maxRetries = 200
+// refusedFor is how long, in Timeouts, a client keeps retrying connections
+// the server refuses (closed before any answer, as past --max-conns) before
+// it reports that it could not get in. Three Timeouts outlast the slots bad
+// clients hold (a stalled connection until the server's idle timeout), so a
+// good client that still cannot get in then is being starved.
+const refusedFor = 3
+
+// refusals tracks a run of refused connections in a row.
+type refusals struct {
+	first time.Time
+	n     int
+}
+
+// another counts one more refusal and reports whether the client should
+// give up: it has been refused for refusedFor Timeouts.
+func (r *refusals) another(timeout time.Duration) bool {
+	if r.n == 0 {
+		r.first = time.Now()
+	}
+	r.n++
+	return time.Since(r.first) > refusedFor*timeout
+}
 
 func (g *good) run(ctx context.Context) {
 	switch {
@@ -96,7 +115,8 @@ func (g *good) conn(ctx context.Context) {
 		msgs = 1
 	}
 	var pending [][]byte // a refused batch, sent again on the next connection
-	for tries := 0; ; tries++ {
+	var refused refusals
+	for {
 		c, err := g.dial(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -113,8 +133,11 @@ func (g *good) conn(ctx context.Context) {
 			return
 		}
 		g.st.refused.Add(1)
-		if tries >= maxRetries || g.stop.Load() || ctx.Err() != nil {
-			g.st.fail("client %d: %d connections in a row closed before any answer", g.id, tries+1)
+		if g.stop.Load() || ctx.Err() != nil {
+			return // the server never took the batch: nothing of it was lost
+		}
+		if refused.another(g.s.Timeout) {
+			g.st.fail("client %d: %d connections in a row closed before any answer, for %v", g.id, refused.n, time.Since(refused.first).Round(time.Millisecond))
 			g.countLost(pending, false)
 			return
 		}
@@ -338,7 +361,7 @@ func (g *good) exchange(w *wire, batch [][]byte) (int, error) {
 			// A server past --max-conns closes unread (a FIN, no bytes),
 			// which close framing cannot tell from an empty message; no
 			// service answers a non-empty message with nothing, so it is
-			// a refusal (retried, and failed after maxRetries in a row).
+			// a refusal (retried, and failed after refusedFor Timeouts of them in a row).
 			return 0, fmt.Errorf("reply: closed with no bytes: %w", io.EOF)
 		}
 		if !bytes.Equal(got, want) {
@@ -424,7 +447,8 @@ func (g *good) bye(w *wire) error {
 // client reads 16 KiB of and closes).
 func (g *good) oneShot(ctx context.Context) {
 	s := g.s
-	for tries := 0; ; tries++ {
+	var refused refusals
+	for {
 		c, err := g.dial(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -460,8 +484,11 @@ func (g *good) oneShot(ctx context.Context) {
 		if err == nil && len(got) == 0 || err != nil && len(got) == 0 && isClosed(err) {
 			// Closed before anything came: refused.
 			g.st.refused.Add(1)
-			if tries >= maxRetries || g.stop.Load() || ctx.Err() != nil {
-				g.st.fail("client %d: %d connections in a row closed before any answer", g.id, tries+1)
+			if g.stop.Load() || ctx.Err() != nil {
+				return
+			}
+			if refused.another(s.Timeout) {
+				g.st.fail("client %d: %d connections in a row closed before any answer, for %v", g.id, refused.n, time.Since(refused.first).Round(time.Millisecond))
 				g.countLost([][]byte{nil}, false)
 				return
 			}
@@ -614,7 +641,8 @@ func (g *good) runHTTP(ctx context.Context) {
 		g.next++
 		want := "<h1>hello, " + name + "!</h1>"
 		var err error
-		for tries := 0; ; tries++ {
+		var refused refusals
+		for {
 			var body []byte
 			body, err = get(ctx, hc, "http://soak/hello/"+name)
 			if err == nil && string(body) != want {
@@ -622,7 +650,7 @@ func (g *good) runHTTP(ctx context.Context) {
 			}
 			// A connection closed or reset before the response is the
 			// server refusing it (past --max-conns): GET again.
-			if err == nil || !isClosed(err) || tries >= maxRetries || ctx.Err() != nil {
+			if err == nil || !isClosed(err) || ctx.Err() != nil || refused.another(s.Timeout) {
 				break
 			}
 			g.st.refused.Add(1)
