@@ -392,6 +392,9 @@ type ConnectConfig struct {
 	// PipeConfig is how the bytes flow once connected (its Linger is also
 	// how long to wait for late datagrams).
 	PipeConfig
+	// OnConnected, if not nil, is called once the connection is made
+	// (after a TLS handshake), before any byte moves: netcat's -v line.
+	OnConnected func(net.Conn)
 }
 
 // Connect is `sockit connect`: it dials cfg.Endpoint and pipes in and out
@@ -405,6 +408,9 @@ type ConnectConfig struct {
 // A failure to connect is a *ConnError with Op "dial".
 func Connect(ctx context.Context, cfg ConnectConfig, in io.Reader, out io.Writer) error {
 	c, err := cfg.Dialer.Dial(ctx, cfg.Endpoint)
+	if err == nil && cfg.OnConnected != nil {
+		cfg.OnConnected(c)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", cfg.Endpoint.Address, ctx.Err())

@@ -92,7 +92,16 @@ func Applies(f Fault, e endpoint.Endpoint, spec frame.Spec, service string, maxF
 			return false
 		}
 		return e.Scheme != "unixpacket"
-	case Slowloris, Stall:
+	case Slowloris:
+		// With raw framing every byte is a whole message, answered at
+		// once: a client writing one a second is a slow, live client,
+		// which no timeout may close (only --max-conns bounds how many
+		// there are). http reads headers whatever the framing.
+		if spec.Kind == frame.Raw && service != "http" {
+			return false
+		}
+		return service != "daytime" && service != "chargen"
+	case Stall:
 		// daytime and chargen do not read: a slow writer is just idle.
 		return service != "daytime" && service != "chargen"
 	}

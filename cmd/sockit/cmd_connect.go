@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,12 +30,14 @@ type connectOptions struct {
 	probe       bool
 	linger      time.Duration
 	tls         clientTLSFlags
+	udp         bool   // -u
+	wait        string // -w SECS
 }
 
 func newConnectCommand(g *globals) *cobra.Command {
 	var opts connectOptions
 	cmd := &cobra.Command{
-		Use:   "connect ENDPOINT",
+		Use:   "connect ENDPOINT | HOST PORT",
 		Short: "netcat: pipe stdin to a socket and the socket to stdout",
 		Long: `connect connects to ENDPOINT and copies stdin to the socket and the socket to
 stdout. At the end of stdin it half-closes its write side (unless
@@ -44,6 +50,11 @@ datagram and each datagram received is printed on a line of its own; after
 the end of stdin it waits --linger for late replies. unixpacket maps lines to
 packets the same way, as a connection.
 
+The netcat form works too: HOST PORT as two arguments, -u for UDP, -w SECS as
+the connect and idle timeout, -z HOST LOW-HIGH to scan a port range (a line
+per open port), and -v for nc's "Connection to HOST PORT port [tcp]
+succeeded!" on stderr.
+
 tls:// endpoints verify the server by default (system roots, or --ca);
 --pin sha256:HEX accepts exactly the certificate a --tls-self-signed server
 printed.`,
@@ -53,6 +64,11 @@ printed.`,
   # is the port open? (exit 0 or 1)
   sockit connect -z 127.0.0.1:22
 
+  # the netcat forms: HOST PORT, UDP, a port scan
+  printf 'hi\n' | sockit connect -v -w 3 127.0.0.1 7788
+  printf 'Michael\n' | sockit connect -u 127.0.0.1 7788
+  sockit connect -z 127.0.0.1 7000-7010
+
   # a UDP exchange, a line per datagram
   printf 'Michael\nTracy\n' | sockit connect udp://127.0.0.1:7788
 
@@ -61,9 +77,28 @@ printed.`,
 
   # see both directions as a hex dump on stderr
   printf 'GET / HTTP/1.0\r\n\r\n' | sockit connect --hex example.com:80 >/dev/null`,
-		Args: positional(false, "ENDPOINT"),
+		Args: netcatArgs("ENDPOINT", false),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runConnect(cmd.Context(), g, args[0], opts)
+			if opts.wait != "" {
+				w, err := parseWait(opts.wait)
+				if err != nil {
+					return err
+				}
+				if !cmd.Flags().Changed("timeout") {
+					opts.timeout = w
+				}
+				if !cmd.Flags().Changed("idle-timeout") {
+					opts.idleTimeout = w
+				}
+			}
+			if opts.probe && len(args) == 2 && strings.Contains(args[1], "-") {
+				return runScan(cmd.Context(), g, args[0], args[1], opts)
+			}
+			arg, err := netcatEndpoint(args, opts.udp, false)
+			if err != nil {
+				return err
+			}
+			return runConnect(cmd.Context(), g, arg, opts)
 		},
 	}
 	f := cmd.Flags()
@@ -77,8 +112,52 @@ printed.`,
 	f.StringVar(&opts.source, "source", "", "local address to connect from, ADDR or ADDR:PORT (a path for unixgram)")
 	f.BoolVarP(&opts.probe, "zero", "z", false, "only test that the endpoint accepts a connection: exit 0 (open) or 1")
 	f.DurationVar(&opts.linger, "linger", client.DefaultLinger, "udp, unixgram: how long to wait for late replies after the end of stdin; streams: how long stdin may pause once the peer has closed")
+	f.BoolVarP(&opts.udp, "udp", "u", false, "UDP: a bare HOST:PORT or HOST PORT means udp://")
+	f.StringVarP(&opts.wait, "wait", "w", "", "netcat's -w SECS: the connect timeout and the idle timeout")
 	opts.tls.register(f)
 	return cmd
+}
+
+// runScan is -z HOST LOW-HIGH: a line per open port on stdout (nc -zv's
+// line), exit 0 when one was open, 1 when none was.
+func runScan(ctx context.Context, g *globals, host, ports string, opts connectOptions) error {
+	lo, hi, ok := portRange(ports)
+	if !ok {
+		return usagef("-z %s %s: want a port or a range LOW-HIGH", host, ports)
+	}
+	if hi-lo >= 1<<12 {
+		return usagef("-z: %d ports is more than a scan of 4096 at a time", hi-lo+1)
+	}
+	wait := opts.timeout
+	if wait <= 0 || wait > time.Second {
+		wait = time.Second
+	}
+	open := 0
+	for port := lo; port <= hi; port++ {
+		arg, err := netcatEndpoint([]string{host, strconv.Itoa(port)}, opts.udp, false)
+		if err != nil {
+			return err
+		}
+		ep, err := endpoint.Parse(arg)
+		if err != nil {
+			return usageError{err}
+		}
+		d := endpoint.Dialer{Timeout: opts.timeout, Source: opts.source}
+		err = client.Probe(ctx, ep, d, wait)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			g.logger.Debug("closed", "endpoint", ep.String(), "err", err)
+			continue
+		}
+		open++
+		ncConnected(g.stdout, ep)
+	}
+	if open == 0 {
+		return fmt.Errorf("no open port on %s in %d-%d", host, lo, hi)
+	}
+	return nil
 }
 
 // runConnect checks the options, connects and pipes.
@@ -116,6 +195,9 @@ func runConnect(ctx context.Context, g *globals, arg string, opts connectOptions
 			return err
 		}
 		g.logger.Debug("open", "endpoint", ep.String())
+		if g.verbose >= 1 {
+			ncConnected(g.stderr, ep)
+		}
 		return nil
 	}
 	cfg := client.ConnectConfig{
@@ -132,6 +214,9 @@ func runConnect(ctx context.Context, g *globals, arg string, opts connectOptions
 	}
 	if opts.hex {
 		cfg.Hex = g.stderr
+	}
+	if g.verbose >= 1 {
+		cfg.OnConnected = func(net.Conn) { ncConnected(g.stderr, ep) }
 	}
 	var in io.Reader = g.stdin
 	if in == nil {

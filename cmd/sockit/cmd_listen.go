@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os/exec"
@@ -30,12 +31,13 @@ type listenOptions struct {
 	hex        bool
 	sendOnly   bool
 	recvOnly   bool
+	udp        bool // -u
 }
 
 func newListenCommand(g *globals) *cobra.Command {
 	var opts listenOptions
 	cmd := &cobra.Command{
-		Use:   "listen ENDPOINT",
+		Use:   "listen ENDPOINT | [HOST] PORT",
 		Short: "nc -l: accept a connection and pipe it to stdio, or to a process (--exec)",
 		Long: `listen accepts one connection on ENDPOINT, copies it to stdout and stdin to it
 (half-closing at the end of stdin, unless --no-shutdown), and exits when it
@@ -59,10 +61,17 @@ On udp and unixgram endpoints each datagram received is printed on a line of
 its own and each stdin line goes as one datagram to the peer heard from last
 (-k: to every peer heard from).
 
+The netcat form works too: [HOST] PORT (a PORT alone, or -l PORT, listens on
+every interface, as nc -l PORT does), -u for UDP, and -v for nc's "Listening on
+HOST PORT" and "Connection received on HOST PORT" on stderr.
+
 The server options (--max-conns, --allow/--deny, --idle-timeout,
 --read-timeout, --concurrency, TLS) mean what they mean for sockit serve.`,
 		Example: `  # one connection, like nc -l
   sockit listen tcp://127.0.0.1:9000
+
+  # the same in netcat's form, with its lines on stderr
+  sockit listen -v 127.0.0.1 9000
 
   # an upper-casing service, a process per connection
   sockit listen -k --exec 'tr a-z A-Z' tcp://127.0.0.1:9000
@@ -72,9 +81,25 @@ The server options (--max-conns, --allow/--deny, --idle-timeout,
 
   # TLS with a certificate made at start (its fingerprint is logged)
   sockit listen --tls-self-signed tls://127.0.0.1:8443`,
-		Args: cobra.MaximumNArgs(1),
+		Args: netcatArgs("ENDPOINT", true),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runListen(cmd.Context(), g, args, opts)
+			var vals []string
+			if len(args) > 0 {
+				v, err := netcatEndpoint(args, opts.udp, true)
+				if err != nil {
+					return err
+				}
+				vals = append(vals, v)
+			}
+			for _, l := range opts.server.listen {
+				v, err := netcatEndpoint([]string{l}, opts.udp, true)
+				if err != nil {
+					return err
+				}
+				vals = append(vals, v)
+			}
+			opts.server.listen = nil
+			return runListen(cmd.Context(), g, vals, opts)
 		},
 	}
 	f := cmd.Flags()
@@ -87,6 +112,7 @@ The server options (--max-conns, --allow/--deny, --idle-timeout,
 	f.BoolVar(&opts.hex, "hex", false, "hex dump of both directions to stderr (> sent, < received)")
 	f.BoolVar(&opts.sendOnly, "send-only", false, "only send stdin; ignore what arrives")
 	f.BoolVar(&opts.recvOnly, "recv-only", false, "only receive; never read stdin nor send")
+	f.BoolVarP(&opts.udp, "udp", "u", false, "UDP: a bare PORT, HOST PORT or HOST:PORT means udp://")
 	return cmd
 }
 
@@ -158,6 +184,11 @@ func runListen(ctx context.Context, g *globals, args []string, opts listenOption
 		pc.Hex = g.stderr
 	}
 
+	if g.verbose >= 1 { // nc's lines
+		for _, b := range bounds {
+			fmt.Fprintf(g.stderr, "Listening on %s\n", ncHostPort(b.ep.Address))
+		}
+	}
 	if packets > 0 {
 		return listenPackets(ctx, &gl, bounds[0], stdin, g.stdout, opts, pc)
 	}
@@ -242,6 +273,13 @@ func runListen(ctx context.Context, g *globals, args []string, opts listenOption
 			g.logger.Debug("connection", "peer", peer)
 			return client.Pipe(hctx, c, stdin, g.stdout, pc)
 		})
+	}
+	if g.verbose >= 1 {
+		inner := handler
+		handler = func(hctx context.Context, c net.Conn) {
+			fmt.Fprintf(g.stderr, "Connection received on %s\n", ncHostPort(c.RemoteAddr().String()))
+			inner(hctx, c)
+		}
 	}
 	err = serveUntilSignal(sctx, &gl, srv, bounds, &opts.server, "listen", func(b bound) error {
 		return srv.ServeFunc(b.ln, handler)

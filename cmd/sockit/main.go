@@ -57,17 +57,33 @@ func exitCode(err error) int {
 // globals are the flags every command has.
 type globals struct {
 	logFormat string
-	verbose   bool
-	stdout    io.Writer
-	stderr    io.Writer
-	stdin     io.Reader
-	logger    *slog.Logger
+	logLevel  string
+	// verbose is how many -v: 1 prints netcat's human lines (connect,
+	// listen), 2 also debug logging (as --log-level debug).
+	verbose int
+	stdout  io.Writer
+	stderr  io.Writer
+	stdin   io.Reader
+	logger  *slog.Logger
 }
 
 func (g *globals) setupLogger() error {
 	level := slog.LevelInfo
-	if g.verbose {
+	if g.verbose >= 2 {
 		level = slog.LevelDebug
+	}
+	switch g.logLevel {
+	case "":
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return usagef("--log-level must be debug, info, warn or error, not %q", g.logLevel)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch g.logFormat {
@@ -107,7 +123,8 @@ tls://HOST:PORT, fd://N (an inherited listener). A bare HOST:PORT means tcp://.`
 	root.SetErr(g.stderr)
 	root.SetIn(g.stdin)
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format on stderr: text or json")
-	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "debug logging")
+	root.PersistentFlags().CountVarP(&g.verbose, "verbose", "v", "-v: netcat's human lines on stderr (connect, listen); -vv: debug logging too")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn or error (default info; -vv is debug)")
 	// Flag parsing errors are usage errors (exit 2).
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{err}

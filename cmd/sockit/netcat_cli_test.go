@@ -1167,3 +1167,64 @@ func TestNetcatHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestNetcatForms: connect's and listen's netcat forms (HOST PORT, -u, -w,
+// -z LOW-HIGH, -v lines) give what the endpoint forms give.
+func TestNetcatForms(t *testing.T) {
+	_, eps := startServe(t, "echo", "-l", "tcp://127.0.0.1:0", "-l", "udp://127.0.0.1:0")
+	host, tport := hostPort(t, eps[0])
+	_, uport := hostPort(t, eps[1])
+	for _, c := range []struct {
+		name              string
+		endpoint, netcat  []string
+		stdin, wantStdout string
+	}{
+		{"tcp", []string{"connect", eps[0]}, []string{"connect", host, tport}, "hi\n", "hi\n"},
+		{"tcp -w", []string{"connect", "--timeout", "3s", "--idle-timeout", "3s", eps[0]}, []string{"connect", "-w", "3", host, tport}, "hi\n", "hi\n"},
+		{"udp", []string{"connect", eps[1]}, []string{"connect", "-u", host, uport}, "Michael\nTracy\n", "Michael\nTracy\n"},
+		{"udp host:port", []string{"connect", eps[1]}, []string{"connect", "-u", net.JoinHostPort(host, uport)}, "x\n", "x\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sockit := sockitPath()
+			out1, err1, code1 := runPeer(t, []byte(c.stdin), append([]string{sockit}, c.endpoint...)...)
+			out2, err2, code2 := runPeer(t, []byte(c.stdin), append([]string{sockit}, c.netcat...)...)
+			if out1 != c.wantStdout || out2 != out1 || code1 != 0 || code2 != 0 {
+				t.Fatalf("endpoint form: %q (%d) %s\nnetcat form: %q (%d) %s", out1, code1, err1, out2, code2, err2)
+			}
+		})
+	}
+	t.Run("-v", func(t *testing.T) {
+		_, stderr, code := runPeer(t, []byte("hi\n"), sockitPath(), "connect", "-v", host, tport)
+		if want := "Connection to " + host + " " + tport + " port [tcp] succeeded!\n"; code != 0 || stderr != want {
+			t.Fatalf("stderr %q (exit %d), want %q", stderr, code, want)
+		}
+	})
+	t.Run("-z range", func(t *testing.T) {
+		p, _ := strconv.Atoi(tport)
+		lo, hi := max(p-2, 1), min(p+2, 65535)
+		out, _, code := runPeer(t, nil, sockitPath(), "connect", "-z", host, fmt.Sprintf("%d-%d", lo, hi))
+		if want := "Connection to " + host + " " + tport + " port [tcp] succeeded!\n"; code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("scan: %q (exit %d), want a line %q", out, code, want)
+		}
+		closed := freePort(t)
+		if _, _, code := runPeer(t, nil, sockitPath(), "connect", "-z", host, closed+"-"+closed); code != 1 {
+			t.Fatalf("scan of a closed port: exit %d, want 1", code)
+		}
+	})
+	t.Run("listen HOST PORT -v", func(t *testing.T) {
+		port := freePort(t)
+		l := startNC(t, ncOpts{}, "listen", "-v", "127.0.0.1", port)
+		if !waitFor(serveStartTimeout, func() bool { return strings.Contains(l.stderr.String(), "Listening on 127.0.0.1 "+port+"\n") }) {
+			t.Fatalf("no Listening line:\n%s", l.stderr.String())
+		}
+		if out, _, code := runPeer(t, []byte("ping"), sockitPath(), "connect", "127.0.0.1", port); code != 0 || out != "" {
+			t.Fatalf("connect to listen: %q, exit %d", out, code)
+		}
+		if !waitFor(serveStartTimeout, func() bool { return strings.Contains(l.stderr.String(), "Connection received on 127.0.0.1 ") }) {
+			t.Fatalf("no Connection received line:\n%s", l.stderr.String())
+		}
+		if !waitFor(serveStartTimeout, func() bool { return l.stdout.String() == "ping" }) {
+			t.Fatalf("listen printed %q, want ping", l.stdout.String())
+		}
+	})
+}
