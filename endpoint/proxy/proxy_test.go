@@ -280,8 +280,15 @@ func TestRefusals(t *testing.T) {
 	if d := time.Since(start); d < 250*time.Millisecond || d > 1500*time.Millisecond {
 		t.Errorf("silent peer closed after %v, want about the 300ms timeout", d)
 	}
+	// OnRefuse runs after the close the peer sees: wait for all four.
 	deadline := time.Now().Add(2 * time.Second)
-	for ln.Refused() < 4 && time.Now().Before(deadline) {
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(reasons)
+		mu.Unlock()
+		if n >= 4 {
+			break
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	mu.Lock()
