@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -346,8 +347,8 @@ func endpointHosts(eps []endpoint.Endpoint) []string {
 		if ep.IsUnix() || ep.Address == "" {
 			continue
 		}
-		if h, _, err := net.SplitHostPort(ep.Address); err == nil {
-			hosts = append(hosts, h)
+		if h, _, err := net.SplitHostPort(ep.Address); err == nil && !slices.Contains(hosts, h) {
+			hosts = append(hosts, h) // each host once
 		}
 	}
 	return hosts

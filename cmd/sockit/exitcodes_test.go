@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -163,5 +164,23 @@ func TestInterruptExits130(t *testing.T) {
 				t.Fatalf("%s: exit %d after SIGINT, want 130; stderr: %s", c.name, code, stderr.String())
 			}
 		})
+	}
+}
+
+// TestJSONLogsEndInJSON: with --log-format json the final error is a JSON
+// line (with the exit status) and durations are strings.
+func TestJSONLogsEndInJSON(t *testing.T) {
+	_, stderr, code := runSockit(t, "--log-format", "json", "connect", "nowhere")
+	var line struct {
+		Level, Msg string
+		Exit       int
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(stderr)), &line); err != nil || code != 2 || line.Level != "ERROR" || line.Exit != 2 || !strings.Contains(line.Msg, `bad endpoint "nowhere"`) {
+		t.Fatalf("exit %d, stderr %q (%v): want one JSON ERROR line with exit 2", code, stderr, err)
+	}
+	p, _ := startServe(t, "echo", "-l", "tcp://127.0.0.1:0", "--log-format", "json", "--grace", "1500ms")
+	p.stop(t)
+	if s := p.stderr.String(); !strings.Contains(s, `"grace":"1.5s"`) {
+		t.Fatalf("the shutdown line's duration is not a string:\n%s", s)
 	}
 }

@@ -302,15 +302,13 @@ func (f *serverFlags) certHosts() []string {
 	if len(f.tlsHosts) > 0 {
 		return f.tlsHosts
 	}
-	var hosts []string
+	var eps []endpoint.Endpoint
 	for _, v := range f.listen {
-		if ep, err := endpoint.Parse(v); err == nil && !ep.IsUnix() && ep.Address != "" {
-			if h, _, err := net.SplitHostPort(ep.Address); err == nil {
-				hosts = append(hosts, h)
-			}
+		if ep, err := endpoint.Parse(v); err == nil {
+			eps = append(eps, ep)
 		}
 	}
-	return hosts
+	return endpointHosts(eps)
 }
 
 // parseEndpoints parses -l values (or the defaults); a bad one is a usage

@@ -90,6 +90,7 @@ func (g *globals) setupLogger() error {
 	case "text", "":
 		g.logger = slog.New(slog.NewTextHandler(g.stderr, opts))
 	case "json":
+		opts.ReplaceAttr = jsonDurations
 		g.logger = slog.New(slog.NewJSONHandler(g.stderr, opts))
 	default:
 		return usagef("--log-format must be text or json, not %q", g.logFormat)
@@ -162,12 +163,30 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if !strings.HasPrefix(msg, "sockit: ") {
 			msg = "sockit: " + msg
 		}
-		fmt.Fprintln(stderr, msg)
+		if g.logFormat == "json" {
+			// With JSON logs the final error is a JSON line too.
+			l := g.logger
+			if l == nil { // a flag error, before the logger was made
+				l = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{ReplaceAttr: jsonDurations}))
+			}
+			l.Error(msg, "exit", exitCode(err))
+		} else {
+			fmt.Fprintln(stderr, msg)
+		}
 	}
 	if err != nil && errors.Is(err, context.Canceled) {
 		err = errInterrupted
 	}
 	return exitCode(err)
+}
+
+// jsonDurations writes durations in JSON logs as Go writes them ("10s",
+// "1.5ms"), not as integer nanoseconds.
+func jsonDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 func main() {
