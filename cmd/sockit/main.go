@@ -116,10 +116,12 @@ tls://HOST:PORT, fd://N (an inherited listener). A bare HOST:PORT means tcp://.`
   sockit bench tcp://127.0.0.1:7788 --conns 100 --duration 5s`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionString(),
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			return g.setupLogger()
 		},
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
 	root.SetIn(g.stdin)
