@@ -42,6 +42,7 @@ func (s *Server) ServeFunc(ln net.Listener, h HandlerFunc) error {
 	defer s.untrack(ln, nil)
 	defer ln.Close()
 
+	t := s.tallyOf(ln)
 	var queue chan handled
 	var workers sync.WaitGroup
 	switch s.Concurrency {
@@ -83,12 +84,12 @@ func (s *Server) ServeFunc(ln net.Listener, h HandlerFunc) error {
 			continue
 		}
 		backoff.Reset()
-		release, ok := s.admit(c.LocalAddr(), c.RemoteAddr())
+		release, ok := s.admit(t, c.LocalAddr(), c.RemoteAddr())
 		if !ok {
 			_ = c.Close()
 			continue
 		}
-		hc := handled{c: c, release: release}
+		hc := handled{c: c, release: release, t: t}
 		switch s.Concurrency {
 		case Serial:
 			s.runHandler(hc, h)
@@ -109,6 +110,7 @@ func (s *Server) ServeFunc(ln net.Listener, h HandlerFunc) error {
 type handled struct {
 	c       net.Conn
 	release func()
+	t       *tally // the listener's counts
 }
 
 // handlerSet tracks the running handlers for Shutdown.
@@ -150,7 +152,7 @@ func (s *Server) runHandler(hc handled, h HandlerFunc) {
 		if v := recover(); v != nil {
 			err := &engine.PanicError{Value: v, Stack: debug.Stack()}
 			s.log.Error("handler panicked", "peer", hc.c.RemoteAddr().String(), "panic", v, "stack", string(err.Stack))
-			s.handleError(hc.c.RemoteAddr(), err)
+			s.handleError(hc.t, hc.c.RemoteAddr(), err)
 		}
 		cancel()
 		_ = hc.c.Close()
@@ -170,7 +172,7 @@ func (s *Server) runHandler(hc handled, h HandlerFunc) {
 		if err := engine.Handshake(ctx, tc, s.ReadTimeout, s.IdleTimeout); err != nil {
 			if !s.isClosing() {
 				s.log.Info("tls handshake failed", "peer", hc.c.RemoteAddr().String(), "err", err)
-				s.handleError(hc.c.RemoteAddr(), err)
+				s.handleError(hc.t, hc.c.RemoteAddr(), err)
 			}
 			return
 		}

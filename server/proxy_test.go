@@ -56,7 +56,7 @@ func TestProxyProtocolOnEveryEngine(t *testing.T) {
 				refused := make(chan error, 16)
 				lc := endpoint.ListenConfig{TLS: tlsCfg, Proxy: &proxy.Config{
 					HeaderTimeout: 2 * time.Second,
-					OnRefuse:      func(_ net.Addr, err error) { refused <- err },
+					OnRefuse:      func(_, _ net.Addr, err error) { refused <- err },
 				}}
 				ln, err := lc.Listen(context.Background(), ep)
 				if err != nil {

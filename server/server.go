@@ -107,6 +107,7 @@ type Server struct {
 	release  func() // one admitted connection ended: shared by all of them
 	refused  ratelog.Limiter
 	counts   counters
+	tallies  map[any]*tally // per listener and datagram endpoint (ListenerStats)
 
 	mu        sync.Mutex
 	closing   bool
@@ -152,19 +153,21 @@ func (s *Server) EngineName() (string, error) {
 	return s.eng.Name(), nil
 }
 
-func (s *Server) options(network string) engine.Options {
+// options are the engine options of one listener or endpoint, whose
+// connections t also counts (nil: only the server's counts).
+func (s *Server) options(network string, t *tally) engine.Options {
 	return engine.Options{
 		Logger:  s.log,
 		Network: network,
-		Admit:   s.admit,
+		Admit:   func(local, remote net.Addr) (func(), bool) { return s.admit(t, local, remote) },
 		// A Verify hook is called one at a time per listener, off the
 		// event loops: it may block (a lookup) or keep state.
 		AdmitMayBlock: s.Verify != nil,
 		IdleTimeout:   s.IdleTimeout,
 		ReadTimeout:   s.ReadTimeout,
 		WriteTimeout:  s.WriteTimeout,
-		OnError:       s.handleError,
-		OnTimeout:     s.handleTimeout,
+		OnError:       func(remote net.Addr, err error) { s.handleError(t, remote, err) },
+		OnTimeout:     func(remote net.Addr, err error) { s.handleTimeout(t, remote, err) },
 		Mode:          engine.Mode(s.Concurrency),
 		Workers:       s.Workers,
 		Queue:         s.Queue,
@@ -184,7 +187,7 @@ func (s *Server) Serve(ln net.Listener, f proto.Factory) error {
 		return ErrServerClosed
 	}
 	defer s.serving.Done()
-	err := s.eng.ServeListener(ln, f, s.options(ln.Addr().Network()))
+	err := s.eng.ServeListener(ln, f, s.options(ln.Addr().Network(), s.tallyOf(ln)))
 	s.untrack(ln, nil)
 	_ = ln.Close()
 	if s.isClosing() || err == nil {
@@ -207,7 +210,7 @@ func (s *Server) ServeConn(nc net.Conn, f proto.Factory) error {
 		_ = nc.Close()
 		return ErrServerClosed
 	}
-	o := s.options(nc.RemoteAddr().Network())
+	o := s.options(nc.RemoteAddr().Network(), nil)
 	o.Admit = nil
 	return s.eng.ServeConn(nc, f, o, nil)
 }
@@ -224,7 +227,7 @@ func (s *Server) ServePacket(pc net.PacketConn, p proto.DatagramProtocol) error 
 		return ErrServerClosed
 	}
 	defer s.serving.Done()
-	err := s.eng.ServePacket(pc, p, s.options(pc.LocalAddr().Network()))
+	err := s.eng.ServePacket(pc, p, s.options(pc.LocalAddr().Network(), s.tallyOf(pc)))
 	s.untrack(nil, pc)
 	_ = pc.Close()
 	if s.isClosing() || err == nil || errors.Is(err, engine.ErrEngineClosed) {
@@ -321,10 +324,12 @@ func (s *Server) Close() error {
 // ActiveConns reports the number of admitted connections now open.
 func (s *Server) ActiveConns() int { return int(s.active.Load()) }
 
-// admit applies Allow/Deny, MaxConns and Verify to a new connection.
-func (s *Server) admit(local, remote net.Addr) (func(), bool) {
+// admit applies Allow/Deny, MaxConns and Verify to a new connection and
+// counts it, for the server and in t (nil: the server only).
+func (s *Server) admit(t *tally, local, remote net.Addr) (func(), bool) {
 	if ip, ok := addrIP(remote); ok && !s.allowed(ip) {
 		s.counts.refusedDeny.Add(1)
+		t.count(func(c *counters) { c.refusedDeny.Add(1) })
 		s.refused.Warn(s.log, "peer refused by --allow/--deny", "peer", remote.String())
 		return nil, false
 	}
@@ -332,6 +337,7 @@ func (s *Server) admit(local, remote net.Addr) (func(), bool) {
 		if s.active.Add(1) > int64(s.MaxConns) {
 			s.active.Add(-1)
 			s.counts.refusedMax.Add(1)
+			t.count(func(c *counters) { c.refusedMax.Add(1) })
 			s.refused.Warn(s.log, "connection refused: --max-conns reached", "peer", remote.String(), "max_conns", s.MaxConns)
 			return nil, false
 		}
@@ -341,11 +347,17 @@ func (s *Server) admit(local, remote net.Addr) (func(), bool) {
 	if s.Verify != nil && !s.Verify(local, remote) {
 		s.active.Add(-1)
 		s.counts.refusedVerify.Add(1)
+		t.count(func(c *counters) { c.refusedVerify.Add(1) })
 		s.refused.Warn(s.log, "peer refused by verify", "peer", remote.String())
 		return nil, false
 	}
 	s.counts.accepted.Add(1)
-	return s.release, true
+	if t == nil {
+		return s.release, true
+	}
+	t.accepted.Add(1)
+	t.open.Add(1)
+	return t.release, true
 }
 
 func (s *Server) allowed(ip netip.Addr) bool {

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,9 +51,9 @@ type serverFlags struct {
 	proxyProtocol      string
 	proxyFrom          []string
 	proxyHeaderTimeout time.Duration
-	// proxyRefused counts connections the PROXY protocol refused (for
-	// /metrics); build sets it.
-	proxyRefused *atomic.Uint64
+	// proxyRefused counts connections the PROXY protocol refused, by
+	// listening address (for /metrics).
+	proxyRefused *refusalCounts // made by build
 	// collectors are more /metrics series a command registers before
 	// serving (serve's per-endpoint message meters).
 	collectors []prometheus.Collector
@@ -243,9 +242,29 @@ func (f *serverFlags) build(g *globals) (*server.Server, endpoint.ListenConfig, 
 	return srv, lc, nil
 }
 
+// refusalCounts counts by listening address; the zero value is ready.
+type refusalCounts struct {
+	mu sync.Mutex
+	n  map[string]uint64
+}
+
+func (r *refusalCounts) add(addr string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == nil {
+		r.n = make(map[string]uint64)
+	}
+	r.n[addr]++
+}
+
+func (r *refusalCounts) get(addr string) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n[addr]
+}
+
 // buildProxy sets lc.Proxy from the --proxy-protocol flags.
 func (f *serverFlags) buildProxy(g *globals, lc *endpoint.ListenConfig, parse func(string, []string) ([]netip.Prefix, error)) error {
-	f.proxyRefused = new(atomic.Uint64)
 	if f.proxyProtocol == "" {
 		if len(f.proxyFrom) > 0 || f.proxyHeaderTimeout != 0 {
 			return usagef("--proxy-protocol-from and --proxy-header-timeout need --proxy-protocol")
@@ -256,8 +275,10 @@ func (f *serverFlags) buildProxy(g *globals, lc *endpoint.ListenConfig, parse fu
 	if err != nil {
 		return err
 	}
+	refused := &refusalCounts{}
+	f.proxyRefused = refused
 	cfg := &proxy.Config{From: from, HeaderTimeout: f.proxyHeaderTimeout, Logger: g.logger,
-		OnRefuse: func(net.Addr, error) { f.proxyRefused.Add(1) }}
+		OnRefuse: func(ln, _ net.Addr, _ error) { refused.add(ln.String()) }}
 	switch f.proxyProtocol {
 	case "required":
 	case "optional":
@@ -403,7 +424,7 @@ func serveUntilSignal(ctx context.Context, g *globals, srv shutdowner, bounds []
 		engineName, _ = s.EngineName()
 	}
 	if f.metrics != "" {
-		stop, err := startMetrics(g, f, srv, service, engineName)
+		stop, err := startMetrics(g, f, srv, service, engineName, bounds)
 		if err != nil {
 			for _, b := range bounds {
 				b.close()

@@ -36,55 +36,68 @@ func metricsAddr(s string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
+// listenerStatser is a server that counts per listener: a *server.Server,
+// or the http service's *httpd.Server (its Limits' counts).
+type listenerStatser interface {
+	ListenerStats(ln any) (server.Stats, bool)
+}
+
 // metricsRegistry holds the Go runtime's and the process's collectors and,
-// for a *server.Server, sockit's own counts, labelled with the service and
-// the engine only (no per-peer labels: the cardinality stays fixed).
-func metricsRegistry(srv shutdowner, service, engine string, proxyRefused func() uint64) *prometheus.Registry {
+// for a server that counts per listener, sockit's connection counts of each
+// bound endpoint, labelled with the service, the endpoint and the engine (no
+// per-peer labels: the cardinality stays fixed). proxyRefused, if not nil,
+// gives the PROXY protocol's refusals of a listening address.
+func metricsRegistry(srv shutdowner, service, engine string, bounds []bound, proxyRefused func(addr string) uint64) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s, ok := srv.(interface {
-		Stats() server.Stats
-		ActiveConns() int
-	})
+	s, ok := srv.(listenerStatser)
 	if !ok {
 		return reg
 	}
-	labels := prometheus.Labels{"service": service, "engine": engine}
-	with := func(k, v string) prometheus.Labels {
-		l := prometheus.Labels{k: v}
-		for a, b := range labels {
-			l[a] = b
+	for _, b := range bounds {
+		var key any = b.ln
+		if b.pc != nil {
+			key = b.pc
 		}
-		return l
+		stats := func() server.Stats { st, _ := s.ListenerStats(key); return st }
+		labels := prometheus.Labels{"service": service, "engine": engine, "endpoint": b.ep.String()}
+		with := func(k, v string) prometheus.Labels {
+			l := prometheus.Labels{k: v}
+			for a, b := range labels {
+				l[a] = b
+			}
+			return l
+		}
+		counter := func(name, help string, l prometheus.Labels, f func(server.Stats) uint64) {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: l},
+				func() float64 { return float64(f(stats())) }))
+		}
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sockit_connections_open", Help: "Connections admitted and not yet closed.", ConstLabels: labels},
+			func() float64 { return float64(stats().Open) }))
+		counter("sockit_connections_accepted_total", "Connections admitted.", labels, func(st server.Stats) uint64 { return st.Accepted })
+		const refusedHelp = "Connections closed at once, by reason: max-conns, deny (--allow/--deny), verify, proxy-header (--proxy-protocol: no valid header in time, or an untrusted peer)."
+		counter("sockit_connections_refused_total", refusedHelp, with("reason", "max-conns"), func(st server.Stats) uint64 { return st.RefusedMaxConns })
+		counter("sockit_connections_refused_total", refusedHelp, with("reason", "deny"), func(st server.Stats) uint64 { return st.RefusedDeny })
+		counter("sockit_connections_refused_total", refusedHelp, with("reason", "verify"), func(st server.Stats) uint64 { return st.RefusedVerify })
+		if proxyRefused != nil && b.ln != nil {
+			addr := b.ln.Addr().String()
+			counter("sockit_connections_refused_total", refusedHelp, with("reason", "proxy-header"), func(server.Stats) uint64 { return proxyRefused(addr) })
+		}
+		const timeoutHelp = "Connections closed by a timeout, by kind: idle, read, write."
+		counter("sockit_timeouts_total", timeoutHelp, with("kind", "idle"), func(st server.Stats) uint64 { return st.IdleTimeouts })
+		counter("sockit_timeouts_total", timeoutHelp, with("kind", "read"), func(st server.Stats) uint64 { return st.ReadTimeouts })
+		counter("sockit_timeouts_total", timeoutHelp, with("kind", "write"), func(st server.Stats) uint64 { return st.WriteTimeouts })
+		const failedHelp = "Connections that failed, by kind: panic (a protocol panicked), tls (handshake), other."
+		counter("sockit_connections_failed_total", failedHelp, with("kind", "panic"), func(st server.Stats) uint64 { return st.Panics })
+		counter("sockit_connections_failed_total", failedHelp, with("kind", "tls"), func(st server.Stats) uint64 { return st.TLSFailures })
+		counter("sockit_connections_failed_total", failedHelp, with("kind", "other"), func(st server.Stats) uint64 { return st.OtherFailures })
 	}
-	counter := func(name, help string, l prometheus.Labels, f func(server.Stats) uint64) {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: l},
-			func() float64 { return float64(f(s.Stats())) }))
-	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sockit_connections_open", Help: "Connections admitted and not yet closed.", ConstLabels: labels},
-		func() float64 { return float64(s.ActiveConns()) }))
-	counter("sockit_connections_accepted_total", "Connections admitted.", labels, func(st server.Stats) uint64 { return st.Accepted })
-	const refusedHelp = "Connections closed at once, by reason: max-conns, deny (--allow/--deny), verify, proxy-header (--proxy-protocol: no valid header in time, or an untrusted peer)."
-	counter("sockit_connections_refused_total", refusedHelp, with("reason", "max-conns"), func(st server.Stats) uint64 { return st.RefusedMaxConns })
-	counter("sockit_connections_refused_total", refusedHelp, with("reason", "deny"), func(st server.Stats) uint64 { return st.RefusedDeny })
-	counter("sockit_connections_refused_total", refusedHelp, with("reason", "verify"), func(st server.Stats) uint64 { return st.RefusedVerify })
-	if proxyRefused != nil {
-		counter("sockit_connections_refused_total", refusedHelp, with("reason", "proxy-header"), func(server.Stats) uint64 { return proxyRefused() })
-	}
-	const timeoutHelp = "Connections closed by a timeout, by kind: idle, read, write."
-	counter("sockit_timeouts_total", timeoutHelp, with("kind", "idle"), func(st server.Stats) uint64 { return st.IdleTimeouts })
-	counter("sockit_timeouts_total", timeoutHelp, with("kind", "read"), func(st server.Stats) uint64 { return st.ReadTimeouts })
-	counter("sockit_timeouts_total", timeoutHelp, with("kind", "write"), func(st server.Stats) uint64 { return st.WriteTimeouts })
-	const failedHelp = "Connections that failed, by kind: panic (a protocol panicked), tls (handshake), other."
-	counter("sockit_connections_failed_total", failedHelp, with("kind", "panic"), func(st server.Stats) uint64 { return st.Panics })
-	counter("sockit_connections_failed_total", failedHelp, with("kind", "tls"), func(st server.Stats) uint64 { return st.TLSFailures })
-	counter("sockit_connections_failed_total", failedHelp, with("kind", "other"), func(st server.Stats) uint64 { return st.OtherFailures })
 	return reg
 }
 
 // startMetrics serves /metrics (and /debug/pprof/ with --pprof) on the
 // --metrics address and prints "metrics URL"; the returned func stops it.
-func startMetrics(g *globals, f *serverFlags, srv shutdowner, service, engine string) (func(), error) {
+func startMetrics(g *globals, f *serverFlags, srv shutdowner, service, engine string, bounds []bound) (func(), error) {
 	addr, err := metricsAddr(f.metrics)
 	if err != nil {
 		return nil, err
@@ -94,7 +107,7 @@ func startMetrics(g *globals, f *serverFlags, srv shutdowner, service, engine st
 		return nil, fmt.Errorf("--metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	reg, err := f.registry(srv, service, engine)
+	reg, err := f.registry(srv, service, engine, bounds)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -129,20 +142,20 @@ func startMetrics(g *globals, f *serverFlags, srv shutdowner, service, engine st
 
 // proxyRefusals reads the PROXY protocol's refusals, nil without
 // --proxy-protocol.
-func (f *serverFlags) proxyRefusals() func() uint64 {
+func (f *serverFlags) proxyRefusals() func(addr string) uint64 {
 	if f.proxyProtocol == "" || f.proxyRefused == nil {
 		return nil
 	}
-	return f.proxyRefused.Load
+	return f.proxyRefused.get
 }
 
 // registry returns the command's metrics registry, made at the first call:
 // metricsRegistry's collectors and the command's own (f.collectors).
-func (f *serverFlags) registry(srv shutdowner, service, engine string) (*prometheus.Registry, error) {
+func (f *serverFlags) registry(srv shutdowner, service, engine string, bounds []bound) (*prometheus.Registry, error) {
 	if f.reg != nil {
 		return f.reg, nil
 	}
-	reg := metricsRegistry(srv, service, engine, f.proxyRefusals())
+	reg := metricsRegistry(srv, service, engine, bounds, f.proxyRefusals())
 	for _, c := range f.collectors {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("--metrics: %w", err)

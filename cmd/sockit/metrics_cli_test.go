@@ -77,8 +77,8 @@ func TestMetrics(t *testing.T) {
 				t.Fatalf("refused peer got %q", b)
 			}
 			second.Close()
-			labels := `engine="` + eng + `",service="echo"`
-			refused := `sockit_connections_refused_total{engine="` + eng + `",reason="max-conns",service="echo"} 1`
+			labels := `endpoint="` + eps[0] + `",engine="` + eng + `",service="echo"`
+			refused := `sockit_connections_refused_total{endpoint="` + eps[0] + `",engine="` + eng + `",reason="max-conns",service="echo"} 1`
 			var body string
 			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 				if body, _ = scrape(t, url); strings.Contains(body, refused) {
@@ -89,7 +89,7 @@ func TestMetrics(t *testing.T) {
 				"sockit_connections_open{" + labels + "} 1",
 				"sockit_connections_accepted_total{" + labels + "} 1",
 				refused,
-				`sockit_timeouts_total{engine="` + eng + `",kind="idle",service="echo"} 0`,
+				`sockit_timeouts_total{endpoint="` + eps[0] + `",engine="` + eng + `",kind="idle",service="echo"} 0`,
 				"go_goroutines ",
 				"process_open_fds ",
 				"process_resident_memory_bytes ",
@@ -169,9 +169,9 @@ func TestMetricsCountExactly(t *testing.T) {
 				}
 				c.Close()
 			}
-			server := map[string]string{"engine": eng, "service": "echo"}
 			ep := map[string]string{"engine": eng, "service": "echo", "endpoint": eps[0]}
-			refused := map[string]string{"engine": eng, "service": "echo", "reason": "max-conns"}
+			server := ep // every series is per endpoint
+			refused := map[string]string{"engine": eng, "service": "echo", "endpoint": eps[0], "reason": "max-conns"}
 			var fams map[string]*dto.MetricFamily
 			waitFor(5*time.Second, func() bool {
 				fams = scrapeFamilies(t, url)
@@ -223,7 +223,7 @@ func TestServeHTTPMetricsPath(t *testing.T) {
 	if got := metricValue(t, fams, "sockit_message_handling_seconds", ep); got != 3 {
 		t.Errorf("histogram count: %v, want 3", got)
 	}
-	if got := metricValue(t, fams, "sockit_connections_accepted_total", map[string]string{"engine": "net/http", "service": "http"}); got != 4 {
+	if got := metricValue(t, fams, "sockit_connections_accepted_total", ep); got != 4 {
 		t.Errorf("connections accepted: %v, want 4 (3 requests and the scrape)", got)
 	}
 }

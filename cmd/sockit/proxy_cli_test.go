@@ -170,6 +170,7 @@ func TestProxyHeaderRefusalsCounted(t *testing.T) {
 	for _, eng := range []string{"goroutine", "epoll"} {
 		t.Run(eng, func(t *testing.T) {
 			p, addr := serveBehind(t, eng, "--proxy-header-timeout", "500ms", "--metrics", "0")
+			ep := "tcp://" + addr
 			url := metricsURL(t, p)
 			silent, err := net.Dial("tcp", addr)
 			if err != nil {
@@ -192,7 +193,7 @@ func TestProxyHeaderRefusalsCounted(t *testing.T) {
 			if d := time.Since(start); d > 3*time.Second {
 				t.Fatalf("the silent peer was closed after %v, want about 500ms", d)
 			}
-			labels := map[string]string{"engine": eng, "service": "echo", "reason": "proxy-header"}
+			labels := map[string]string{"engine": eng, "service": "echo", "endpoint": ep, "reason": "proxy-header"}
 			var got float64
 			waitFor(5*time.Second, func() bool {
 				got = metricValue(t, scrapeFamilies(t, url), "sockit_connections_refused_total", labels)
@@ -201,7 +202,7 @@ func TestProxyHeaderRefusalsCounted(t *testing.T) {
 			if got != 4 {
 				t.Fatalf("proxy-header refusals = %v, want 4 (garbage, truncated, bad v2, silent)", got)
 			}
-			if accepted := metricValue(t, scrapeFamilies(t, url), "sockit_connections_accepted_total", map[string]string{"engine": eng, "service": "echo"}); accepted != 1 {
+			if accepted := metricValue(t, scrapeFamilies(t, url), "sockit_connections_accepted_total", map[string]string{"engine": eng, "service": "echo", "endpoint": ep}); accepted != 1 {
 				t.Fatalf("accepted = %v, want 1", accepted)
 			}
 			if !strings.Contains(p.stderr.String(), "connection refused: PROXY protocol") {

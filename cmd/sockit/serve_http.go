@@ -88,7 +88,7 @@ func runServeHTTP(ctx context.Context, g *globals, opts serveOptions, cmd *cobra
 	}
 	if opts.httpMetricsPath != "" {
 		// /metrics on the service's own listeners, beside its routes.
-		reg, err := opts.server.registry(srv, "http", "net/http")
+		reg, err := opts.server.registry(srv, "http", "net/http", bounds)
 		if err != nil {
 			for _, b := range bounds {
 				b.close()

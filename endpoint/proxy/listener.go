@@ -49,8 +49,9 @@ type Config struct {
 	// slog.Default().
 	Logger *slog.Logger
 	// OnRefuse, if not nil, is called for every connection closed before it
-	// was served (the error wraps ErrRefused); remote is the socket's peer.
-	OnRefuse func(remote net.Addr, err error)
+	// was served (the error wraps ErrRefused): listener is the listening
+	// address it came to, remote the socket's peer.
+	OnRefuse func(listener, remote net.Addr, err error)
 }
 
 // Listener hands out connections whose PROXY header has been read: Accept
@@ -268,7 +269,7 @@ func (l *Listener) refuse(nc net.Conn, err error) {
 	_ = nc.Close()
 	l.limiter.Warn(l.log, "connection refused: PROXY protocol", "peer", nc.RemoteAddr().String(), "err", err)
 	if l.cfg.OnRefuse != nil {
-		l.cfg.OnRefuse(nc.RemoteAddr(), err)
+		l.cfg.OnRefuse(l.inner.Addr(), nc.RemoteAddr(), err)
 	}
 }
 

@@ -249,7 +249,7 @@ func TestRefusals(t *testing.T) {
 	var reasons []error
 	ln, addr := listen(t, "tcp", Config{
 		HeaderTimeout: 300 * time.Millisecond,
-		OnRefuse: func(_ net.Addr, err error) {
+		OnRefuse: func(_, _ net.Addr, err error) {
 			mu.Lock()
 			reasons = append(reasons, err)
 			mu.Unlock()

@@ -124,6 +124,12 @@ func (s *Server) Stats() server.Stats {
 	return s.limits.Stats()
 }
 
+// ListenerStats are the counts of Limits for one listener given to Serve.
+func (s *Server) ListenerStats(ln any) (server.Stats, bool) {
+	s.init()
+	return s.limits.ListenerStats(ln)
+}
+
 // ActiveConns reports the connections admitted and not yet closed.
 func (s *Server) ActiveConns() int {
 	s.init()
