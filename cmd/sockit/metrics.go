@@ -112,7 +112,7 @@ func startMetrics(g *globals, f *serverFlags, srv shutdowner, service, engine st
 		ln.Close()
 		return nil, err
 	}
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, metricsHandlerOpts))
 	if f.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -164,3 +164,9 @@ func (f *serverFlags) registry(srv shutdowner, service, engine string, bounds []
 	f.reg = reg
 	return reg, nil
 }
+
+// metricsHandlerOpts serve /metrics uncompressed: the page is a few KiB, and
+// each gzip writer the handler keeps for a scrape holds about 2 MiB of
+// memory (compress/flate's window and tables), which a server that is
+// otherwise idle should not carry.
+var metricsHandlerOpts = promhttp.HandlerOpts{DisableCompression: true}

@@ -324,3 +324,14 @@ func TestServeHTTPBehindProxy(t *testing.T) {
 		t.Fatal("a request without a header was served")
 	}
 }
+
+// TestListenExecPeerBehindProxy: listen --sh-exec behind --proxy-protocol
+// gives the process the header's client as SOCKIT_PEER_ADDR.
+func TestListenExecPeerBehindProxy(t *testing.T) {
+	l := startNC(t, ncOpts{}, "listen", "--proxy-protocol", "--sh-exec", `echo "$SOCKIT_PEER_ADDR"`, "tcp://127.0.0.1:0")
+	host, port := hostPort(t, l.endpoints(t, 1)[0])
+	got := dialFrom(t, "127.0.0.1", net.JoinHostPort(host, port), "PROXY TCP4 192.0.2.9 198.51.100.1 40000 7000\r\n")
+	if got != "192.0.2.9:40000\n" {
+		t.Fatalf("the process saw SOCKIT_PEER_ADDR %q, want the header's 192.0.2.9:40000", got)
+	}
+}

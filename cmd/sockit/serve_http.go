@@ -96,7 +96,7 @@ func runServeHTTP(ctx context.Context, g *globals, opts serveOptions, cmd *cobra
 			return err
 		}
 		mux := http.NewServeMux()
-		mux.Handle("GET "+opts.httpMetricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.Handle("GET "+opts.httpMetricsPath, promhttp.HandlerFor(reg, metricsHandlerOpts))
 		mux.Handle("/", h)
 		srv.Handler = mux
 	}
