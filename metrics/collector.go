@@ -18,7 +18,7 @@ func Collector(m *Meter, labels prometheus.Labels) prometheus.Collector {
 		d("sockit_received_bytes_total", "Bytes of the messages received, framing excluded."),
 		d("sockit_sent_bytes_total", "Bytes of the messages sent, framing excluded."),
 		d("sockit_write_pauses_total", "Times a connection's write buffer passed its high watermark and reading from it paused."),
-		d("sockit_message_handling_seconds", "Time from a message's last byte read to its reply queued."),
+		d("sockit_message_handling_seconds", "Time from the read that completed a message to its reply queued (the messages of one read share one time; an http request: its handler's time)."),
 	}}
 }
 

@@ -76,6 +76,36 @@ func (s *Shard) Message(in, out int, d time.Duration) {
 	s.buckets[bucketOf(d)].Add(1)
 }
 
+// Batch counts what one read brought: messagesIn messages of bytesIn bytes
+// received, answered with messagesOut of bytesOut bytes, all handled within
+// d of the read (each message is observed at d: the time from the read that
+// completed it to the last reply queued). It costs what one Message does,
+// however many messages the read held.
+func (s *Shard) Batch(messagesIn, bytesIn, messagesOut, bytesOut int, d time.Duration) {
+	if messagesIn <= 0 && messagesOut <= 0 {
+		return
+	}
+	s.messagesIn.Add(uint64(messagesIn))
+	s.bytesIn.Add(uint64(bytesIn))
+	if messagesOut > 0 {
+		s.messagesOut.Add(uint64(messagesOut))
+		s.bytesOut.Add(uint64(bytesOut))
+	}
+	if messagesIn > 0 {
+		if d < 0 {
+			d = 0
+		}
+		s.sumNanos.Add(uint64(d) * uint64(messagesIn))
+		s.buckets[bucketOf(d)].Add(uint64(messagesIn))
+	}
+}
+
+// Clock is a monotonic reading for handling times: one clock read, where
+// time.Now takes two (the wall clock too).
+func Clock() time.Duration { return time.Since(epoch) }
+
+var epoch = time.Now()
+
 // Sent counts messages sent without one received (a greeting, chargen's
 // lines, daytime's answer) and their bytes.
 func (s *Shard) Sent(messages, bytes int) {

@@ -215,9 +215,15 @@ type messageConn struct {
 	t    proto.Transport
 	dec  *frame.Decoder // made at the first input; never for raw framing
 	done bool           // closed or closing: no more messages
-	// meter counts messages when --metrics is on (nil otherwise).
+	// meter counts messages when --metrics is on (nil otherwise), a read
+	// at a time: mb gathers what one OnData or OnEOF handled.
 	meter *metrics.Shard
+	mb    meterBatch
 }
+
+// meterBatch is what one read's messages did, counted into the meter at
+// the read's end.
+type meterBatch struct{ in, inBytes, out, outBytes int }
 
 var (
 	_ proto.Protocol = (*messageConn)(nil)
@@ -242,6 +248,9 @@ func (c *messageConn) OnData(data []byte) {
 	if c.done {
 		return
 	}
+	if c.meter != nil {
+		defer c.flushMeter(metrics.Clock())
+	}
 	var err error
 	if c.mode.spec.Kind == frame.Raw {
 		err = frame.Chunks(data, c.h.maxFrame, c.onMessage)
@@ -264,6 +273,9 @@ func (c *messageConn) decoder() *frame.Decoder {
 func (c *messageConn) OnEOF() bool {
 	if c.done {
 		return false
+	}
+	if c.meter != nil {
+		defer c.flushMeter(metrics.Clock())
 	}
 	if c.mode.spec.Kind == frame.Raw { // raw framing keeps nothing to flush
 		c.stop()
@@ -375,14 +387,24 @@ func overlaps(out, msg []byte) bool {
 
 // onMessage answers one message with one Write, counted when metered.
 func (c *messageConn) onMessage(msg []byte) error {
-	if c.meter == nil {
-		_, err := c.answer(msg)
-		return err
-	}
-	start := time.Now()
+	handled := !c.done // after a stop, messages are ignored, not counted
 	out, err := c.answer(msg)
-	c.meter.Message(len(msg), out, time.Since(start))
+	if c.meter != nil && handled {
+		c.mb.in++
+		c.mb.inBytes += len(msg)
+		if out >= 0 {
+			c.mb.out++
+			c.mb.outBytes += out
+		}
+	}
 	return err
+}
+
+// flushMeter counts the read that began at start (a metrics.Clock reading).
+func (c *messageConn) flushMeter(start time.Duration) {
+	b := c.mb
+	c.mb = meterBatch{}
+	c.meter.Batch(b.in, b.inBytes, b.out, b.outBytes, metrics.Clock()-start)
 }
 
 // answer answers one message and reports the reply's length (-1 for
