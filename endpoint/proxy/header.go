@@ -56,14 +56,16 @@ var (
 func headerLen(b []byte) (int, error) {
 	switch {
 	case hasPrefix(b, sigV1):
-		if i := bytes.Index(b[:min(len(b), maxV1Header)], []byte("\r\n")); i >= 0 {
-			return i + 2, nil
+		// The line ends at its first LF, which must follow a CR: judged
+		// the same whatever piece of the header b is.
+		if i := bytes.IndexByte(b[:min(len(b), maxV1Header)], '\n'); i >= 0 {
+			if i == 0 || b[i-1] != '\r' {
+				return 0, fmt.Errorf("%w: version 1 line does not end with CRLF", ErrBadHeader)
+			}
+			return i + 1, nil
 		}
 		if len(b) >= maxV1Header {
 			return 0, ErrHeaderTooLong
-		}
-		if i := bytes.IndexByte(b, '\n'); i >= 0 { // a LF without its CR
-			return 0, fmt.Errorf("%w: version 1 line does not end with CRLF", ErrBadHeader)
 		}
 		return 0, nil
 	case hasPrefix(b, sigV2):

@@ -62,6 +62,7 @@ func TestHeaderLenAndParse(t *testing.T) {
 		{name: "v1 unknown", in: "PROXY UNKNOWN\r\n", n: 15},
 		{name: "v1 partial", in: "PROXY TCP4 192.0.2.7 ", n: 0},
 		{name: "v1 prefix only", in: "PRO", n: 0},
+		{name: "v1 LF before CRLF", in: "PROXY \n\r\n", lenErr: ErrBadHeader},
 		{name: "v1 no CR", in: "PROXY TCP4 192.0.2.7 198.51.100.1 51000 443\nhello", lenErr: ErrBadHeader},
 		{name: "v1 too long", in: "PROXY " + strings.Repeat("9", 120), lenErr: ErrHeaderTooLong},
 		{name: "v2 ipv4", in: string(v2ipv4) + "data", n: len(v2ipv4), wantSrc: "192.0.2.7:51000"},
