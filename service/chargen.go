@@ -173,14 +173,17 @@ type chargenDatagram struct {
 func (p *chargenDatagram) OnOpen(t proto.DatagramTransport) { p.t = t }
 
 func (p *chargenDatagram) OnDatagram(in []byte, addr net.Addr) {
-	start := time.Now()
+	var start time.Duration
+	if p.meter != nil { // the clock is read only when metered
+		start = metrics.Clock()
+	}
 	out := chargenDatagramLen
 	if err := p.t.WriteTo(p.c.period[:chargenDatagramLen], addr); err != nil {
 		datagramReplyFailed(logger(p.c.log), &p.c.fullBuf, "chargen", addr, err)
 		out = -1
 	}
 	if p.meter != nil {
-		p.meter.Message(len(in), out, time.Since(start))
+		p.meter.Message(len(in), out, metrics.Clock()-start)
 	}
 }
 

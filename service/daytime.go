@@ -114,7 +114,10 @@ type daytimeDatagram struct {
 func (p *daytimeDatagram) OnOpen(t proto.DatagramTransport) { p.t = t }
 
 func (p *daytimeDatagram) OnDatagram(in []byte, addr net.Addr) {
-	start := time.Now()
+	var start time.Duration
+	if p.meter != nil { // the clock is read only when metered
+		start = metrics.Clock()
+	}
 	p.buf = p.d.now().AppendFormat(p.buf[:0], p.d.format)
 	out := len(p.buf)
 	if err := p.t.WriteTo(p.buf, addr); err != nil {
@@ -122,7 +125,7 @@ func (p *daytimeDatagram) OnDatagram(in []byte, addr net.Addr) {
 		out = -1
 	}
 	if p.meter != nil {
-		p.meter.Message(len(in), out, time.Since(start))
+		p.meter.Message(len(in), out, metrics.Clock()-start)
 	}
 }
 

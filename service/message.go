@@ -488,9 +488,9 @@ func (d *messageDatagram) OnDatagram(data []byte, addr net.Addr) {
 		d.answer(data, addr)
 		return
 	}
-	start := time.Now()
+	start := metrics.Clock()
 	out := d.answer(data, addr)
-	d.meter.Message(len(data), out, time.Since(start))
+	d.meter.Message(len(data), out, metrics.Clock()-start)
 }
 
 // answer answers one datagram and reports the reply's length (-1 for

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // metricsURL waits for serve's "metrics URL" line.
@@ -42,6 +44,55 @@ func scrape(t *testing.T, url string) (string, int) {
 		t.Fatal(err)
 	}
 	return string(b), resp.StatusCode
+}
+
+// scrapeFamilies scrapes url and parses the Prometheus text format.
+func scrapeFamilies(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	body, code := scrape(t, url)
+	if code != http.StatusOK {
+		t.Fatalf("%s: status %d", url, code)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("parsing %s: %v", url, err)
+	}
+	return fams
+}
+
+// metricValue is the value of the one sample of name with exactly labels
+// (a counter's or a gauge's); it fails the test when there is none.
+func metricValue(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	t.Helper()
+	fam, ok := fams[name]
+	if !ok {
+		t.Fatalf("no metric %s", name)
+	}
+	for _, m := range fam.GetMetric() {
+		if len(m.GetLabel()) != len(labels) {
+			continue
+		}
+		match := true
+		for _, lp := range m.GetLabel() {
+			if labels[lp.GetName()] != lp.GetValue() {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	t.Fatalf("no sample of %s with labels %v", name, labels)
+	return 0
 }
 
 // TestMetrics: --metrics 0 serves Prometheus text on 127.0.0.1 with the Go,
@@ -77,25 +128,31 @@ func TestMetrics(t *testing.T) {
 				t.Fatalf("refused peer got %q", b)
 			}
 			second.Close()
-			labels := `endpoint="` + eps[0] + `",engine="` + eng + `",service="echo"`
-			refused := `sockit_connections_refused_total{endpoint="` + eps[0] + `",engine="` + eng + `",reason="max-conns",service="echo"} 1`
-			var body string
-			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-				if body, _ = scrape(t, url); strings.Contains(body, refused) {
-					break
+			ep := map[string]string{"endpoint": eps[0], "engine": eng, "service": "echo"}
+			refused := map[string]string{"endpoint": eps[0], "engine": eng, "service": "echo", "reason": "max-conns"}
+			var fams map[string]*dto.MetricFamily
+			waitFor(5*time.Second, func() bool {
+				fams = scrapeFamilies(t, url)
+				return metricValue(t, fams, "sockit_connections_refused_total", refused) == 1
+			})
+			idle := map[string]string{"endpoint": eps[0], "engine": eng, "service": "echo", "kind": "idle"}
+			for _, c := range []struct {
+				name   string
+				labels map[string]string
+				want   float64
+			}{
+				{"sockit_connections_open", ep, 1},
+				{"sockit_connections_accepted_total", ep, 1},
+				{"sockit_connections_refused_total", refused, 1},
+				{"sockit_timeouts_total", idle, 0},
+			} {
+				if got := metricValue(t, fams, c.name, c.labels); got != c.want {
+					t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 				}
 			}
-			for _, want := range []string{
-				"sockit_connections_open{" + labels + "} 1",
-				"sockit_connections_accepted_total{" + labels + "} 1",
-				refused,
-				`sockit_timeouts_total{endpoint="` + eps[0] + `",engine="` + eng + `",kind="idle",service="echo"} 0`,
-				"go_goroutines ",
-				"process_open_fds ",
-				"process_resident_memory_bytes ",
-			} {
-				if !strings.Contains(body, want) {
-					t.Errorf("metrics lack %q:\n%s", want, body)
+			for _, name := range []string{"go_goroutines", "process_open_fds", "process_resident_memory_bytes"} {
+				if _, ok := fams[name]; !ok {
+					t.Errorf("no %s", name)
 				}
 			}
 			if _, code := scrape(t, strings.TrimSuffix(url, "/metrics")+"/debug/pprof/"); code != http.StatusNotFound {

@@ -12,16 +12,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // dialFrom connects to addr from source (an address on 127.0.0.0/8),
@@ -249,57 +244,6 @@ func waitListening(t *testing.T, p *peer, addr string) {
 	}) {
 		t.Fatalf("%s is not listening on %s\nstdout:\n%s\nstderr:\n%s", filepath.Base(p.cmd.Path), addr, p.stdout.String(), p.stderr.String())
 	}
-}
-
-// scrapeFamilies scrapes url and parses the Prometheus text format.
-func scrapeFamilies(t *testing.T, url string) map[string]*dto.MetricFamily {
-	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parsing %s: %v", url, err)
-	}
-	return fams
-}
-
-// metricValue is the value of the one sample of name with exactly labels
-// (a counter's or a gauge's); it fails the test when there is none.
-func metricValue(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
-	t.Helper()
-	fam, ok := fams[name]
-	if !ok {
-		t.Fatalf("no metric %s", name)
-	}
-	for _, m := range fam.GetMetric() {
-		if len(m.GetLabel()) != len(labels) {
-			continue
-		}
-		match := true
-		for _, lp := range m.GetLabel() {
-			if labels[lp.GetName()] != lp.GetValue() {
-				match = false
-			}
-		}
-		if !match {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue()
-		case m.Gauge != nil:
-			return m.Gauge.GetValue()
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount())
-		}
-	}
-	t.Fatalf("no sample of %s with labels %v", name, labels)
-	return 0
 }
 
 // TestServeHTTPBehindProxy: serve http --proxy-protocol logs the header's

@@ -146,12 +146,12 @@ func metered(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		start := time.Now()
+		start := metrics.Clock()
 		cw := &countingWriter{ResponseWriter: w}
 		body := &countingBody{ReadCloser: r.Body}
 		r.Body = body
 		next.ServeHTTP(cw, r)
-		sh.Message(int(body.n), int(cw.n), time.Since(start))
+		sh.Message(int(body.n), int(cw.n), metrics.Clock()-start)
 	})
 }
 
