@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
@@ -77,6 +78,24 @@ type HTTPResponse struct {
 	URL string
 	// BodyBytes is how many body bytes were written to the body writer.
 	BodyBytes int64
+	// Redirects is how many redirects were followed.
+	Redirects int
+	// Timing is when each step of the final request was done, as curl's
+	// -w times are.
+	Timing HTTPTiming
+}
+
+// HTTPTiming holds when each step of an exchange was done, each counted from
+// the start of the exchange (curl's time_namelookup, time_connect,
+// time_appconnect, time_starttransfer and time_total). With redirects
+// followed, the steps are the final request's; a step that did not happen
+// (no DNS for an IP address, no TLS for http) is zero.
+type HTTPTiming struct {
+	DNS       time.Duration // the name was resolved
+	Connect   time.Duration // the TCP (or Unix) connection was up
+	TLS       time.Duration // the TLS handshake was done
+	FirstByte time.Duration // the first byte of the response arrived
+	Total     time.Duration // the body was read (or the exchange failed)
 }
 
 // OK reports whether the status is 2xx or 3xx (exit status 0 of `sockit
@@ -116,7 +135,7 @@ func HTTP(ctx context.Context, req HTTPRequest, body io.Writer) (*HTTPResponse, 
 		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
 		defer cancel()
 	}
-	rec := &wireRecorder{trace: req.Trace}
+	rec := &wireRecorder{trace: req.Trace, start: time.Now()}
 	tr := newHTTPTransport(req.UnixSocket, req.TLS, rec)
 	defer tr.CloseIdleConnections()
 	maxRedirects := req.MaxRedirects
@@ -135,6 +154,10 @@ func HTTP(ctx context.Context, req HTTPRequest, body io.Writer) (*HTTPResponse, 
 			return nil
 		},
 	}
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		DNSDone:              func(httptrace.DNSDoneInfo) { rec.mark(&rec.timing.DNS) },
+		GotFirstResponseByte: func() { rec.mark(&rec.timing.FirstByte) },
+	})
 	hreq, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
@@ -178,13 +201,18 @@ func HTTP(ctx context.Context, req HTTPRequest, body io.Writer) (*HTTPResponse, 
 		Header:     resp.Header,
 		URL:        resp.Request.URL.String(),
 	}
+	for r := resp.Request; r.Response != nil; r = r.Response.Request {
+		out.Redirects++
+	}
 	if method == http.MethodGet {
 		if body == nil {
 			body = io.Discard
 		}
 		out.BodyBytes, err = io.Copy(body, resp.Body)
 	}
+	rec.mark(&rec.timing.Total)
 	out.RawHeader = rec.raw()
+	out.Timing = rec.times()
 	if err != nil {
 		return out, fail(err)
 	}
@@ -208,6 +236,7 @@ func newHTTPTransport(unixSocket string, tlsCfg *tls.Config, rec *wireRecorder) 
 			if err != nil {
 				return nil, err
 			}
+			rec.mark(&rec.timing.Connect)
 			return rec.wrap(c), nil
 		},
 		// TLS is done here rather than by the transport so that the
@@ -217,6 +246,7 @@ func newHTTPTransport(unixSocket string, tlsCfg *tls.Config, rec *wireRecorder) 
 			if err != nil {
 				return nil, err
 			}
+			rec.mark(&rec.timing.Connect)
 			cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 			if tlsCfg != nil {
 				cfg = tlsCfg.Clone()
@@ -234,6 +264,7 @@ func newHTTPTransport(unixSocket string, tlsCfg *tls.Config, rec *wireRecorder) 
 				_ = c.Close()
 				return nil, fmt.Errorf("tls: %w", err)
 			}
+			rec.mark(&rec.timing.TLS)
 			return rec.wrap(tc), nil
 		},
 		DisableKeepAlives:     true,
@@ -247,9 +278,28 @@ func newHTTPTransport(unixSocket string, tlsCfg *tls.Config, rec *wireRecorder) 
 // connections.
 type wireRecorder struct {
 	trace io.Writer
+	start time.Time
 
 	mu      sync.Mutex
 	headers []byte // every response header section, as received
+	timing  HTTPTiming
+}
+
+// mark sets one of timing's steps to now. Each connection of a redirect
+// chain marks them again, so they end up the final request's.
+func (r *wireRecorder) mark(step *time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if step == &r.timing.Connect {
+		r.timing.TLS, r.timing.FirstByte = 0, 0 // a new connection
+	}
+	*step = time.Since(r.start)
+}
+
+func (r *wireRecorder) times() HTTPTiming {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.timing
 }
 
 func (r *wireRecorder) wrap(c net.Conn) net.Conn { return &wireConn{Conn: c, rec: r} }

@@ -61,6 +61,53 @@ type SendConfig struct {
 	// endpoints ignore it: a datagram server cannot greet a client it has not
 	// heard from yet.
 	ReadGreeting bool
+	// Trace, when set, is told when each step of the exchange happened, for
+	// per-message timings (sockit send --json).
+	Trace *SendTrace
+}
+
+// SendTrace receives the events of one Send call, in order, from the
+// goroutine that called Send. A nil function is skipped. Index is a
+// message's index in Send's msgs, -1 for the greeting.
+type SendTrace struct {
+	// Dialing is called before each connect: once per Send, or once per
+	// message with close framing. Index is the first exchange that the
+	// connection carries.
+	Dialing func(index int)
+	// Connected is called when the connection is up (after the TLS
+	// handshake, for tls://).
+	Connected func(index int)
+	// Wrote is called when a message has been written (and, with close
+	// framing, half-closed).
+	Wrote func(index int)
+	// FirstByte is called when the first byte (stream) or the datagram of a
+	// reply or of the greeting arrived: a raw reply ends only after Quiet
+	// passes with no more bytes, so this is its round trip.
+	FirstByte func(index int)
+}
+
+func (t *SendTrace) dialing(i int) {
+	if t != nil && t.Dialing != nil {
+		t.Dialing(i)
+	}
+}
+
+func (t *SendTrace) connected(i int) {
+	if t != nil && t.Connected != nil {
+		t.Connected(i)
+	}
+}
+
+func (t *SendTrace) wrote(i int) {
+	if t != nil && t.Wrote != nil {
+		t.Wrote(i)
+	}
+}
+
+func (t *SendTrace) firstByte(i int) {
+	if t != nil && t.FirstByte != nil {
+		t.FirstByte(i)
+	}
 }
 
 // NoReplyError reports a message (or the greeting) that got no reply: none
@@ -251,15 +298,59 @@ type exchange struct {
 	addr    string
 	onReply func([]byte) error
 	buf     []byte // reply buffer for raw replies and packets, reused
+	// waiting is the index of the awaited reply whose first byte has not
+	// been read yet, plus two (-1, the greeting, is 1; 0: none); for
+	// Trace.FirstByte.
+	waiting int
 }
 
-// dial connects and arranges for ctx's cancellation to close the
+// await notes that the reply (or greeting, -1) i is awaited now.
+func (x *exchange) await(i int) {
+	if x.cfg.Trace != nil {
+		x.waiting = i + 2
+	}
+}
+
+// gotBytes tells Trace.FirstByte when bytes of the awaited reply were read.
+func (x *exchange) gotBytes() {
+	if x.waiting != 0 {
+		i := x.waiting - 2
+		x.waiting = 0
+		x.cfg.Trace.firstByte(i)
+	}
+}
+
+// traced returns conn's reads through gotBytes, when Trace is set. A reply
+// a frame.Reader already had buffered gets no FirstByte.
+func (x *exchange) traced(conn net.Conn) io.Reader {
+	if x.cfg.Trace == nil {
+		return conn
+	}
+	return tracedReader{conn, x}
+}
+
+type tracedReader struct {
+	conn net.Conn
+	x    *exchange
+}
+
+func (t tracedReader) Read(b []byte) (int, error) {
+	n, err := t.conn.Read(b)
+	if n > 0 {
+		t.x.gotBytes()
+	}
+	return n, err
+}
+
+// dial connects, for the exchange index and those after it, and arranges for ctx's cancellation to close the
 // connection. The returned function closes it.
-func (x *exchange) dial() (net.Conn, func(), error) {
+func (x *exchange) dial(index int) (net.Conn, func(), error) {
+	x.cfg.Trace.dialing(index)
 	conn, err := x.cfg.Dialer.Dial(x.ctx, x.cfg.Endpoint)
 	if err != nil {
 		return nil, nil, x.fail(&ConnError{Op: "dial", Addr: x.addr, Err: err})
 	}
+	x.cfg.Trace.connected(index)
 	var once sync.Once
 	closeConn := func() { once.Do(func() { conn.Close() }) }
 	stop := context.AfterFunc(x.ctx, closeConn)
@@ -308,16 +399,21 @@ func (x *exchange) readErr(i int, msg []byte, err error) error {
 
 // sendStream sends all messages over one connection.
 func (x *exchange) sendStream(msgs, framed [][]byte) error {
-	conn, done, err := x.dial()
+	first := 0
+	if x.cfg.ReadGreeting {
+		first = -1
+	}
+	conn, done, err := x.dial(first)
 	if err != nil {
 		return err
 	}
 	defer done()
 	var r *frame.Reader
 	if x.cfg.Frame.Kind != frame.Raw {
-		r = frame.NewReader(conn, x.cfg.Frame, x.cfg.MaxFrame)
+		r = frame.NewReader(x.traced(conn), x.cfg.Frame, x.cfg.MaxFrame)
 	}
 	read := func(i int, msg []byte) ([]byte, error) {
+		x.await(i)
 		if r == nil {
 			return x.readRaw(conn, i, msg)
 		}
@@ -336,6 +432,7 @@ func (x *exchange) sendStream(msgs, framed [][]byte) error {
 		if err := x.write(conn, framed[i]); err != nil {
 			return err
 		}
+		x.cfg.Trace.wrote(i)
 		reply, err := read(i, m)
 		if err != nil {
 			return err
@@ -351,12 +448,13 @@ func (x *exchange) sendStream(msgs, framed [][]byte) error {
 // followed by a half-close; the reply is all the server sends until it
 // closes.
 func (x *exchange) sendClose(i int, msg []byte) error {
-	conn, done, err := x.dial()
+	conn, done, err := x.dial(i)
 	if err != nil {
 		return err
 	}
 	defer done()
 	if x.cfg.ReadGreeting {
+		x.await(-1)
 		g, err := x.readRaw(conn, -1, nil)
 		if err != nil {
 			return err
@@ -375,7 +473,9 @@ func (x *exchange) sendClose(i int, msg []byte) error {
 	if err := cw.CloseWrite(); err != nil {
 		return x.fail(&ConnError{Op: "write", Addr: x.addr, Err: err})
 	}
-	reply, err := x.readFramed(conn, frame.NewReader(conn, x.cfg.Frame, x.cfg.MaxFrame), i, msg)
+	x.cfg.Trace.wrote(i)
+	x.await(i)
+	reply, err := x.readFramed(conn, frame.NewReader(x.traced(conn), x.cfg.Frame, x.cfg.MaxFrame), i, msg)
 	if err != nil {
 		return err
 	}
@@ -414,6 +514,9 @@ func (x *exchange) readRaw(conn net.Conn, i int, msg []byte) ([]byte, error) {
 		// Read at most one byte past the limit, to see that it was passed.
 		room := min(cap(reply), x.cfg.MaxFrame+1)
 		n, err := conn.Read(reply[len(reply):room])
+		if n > 0 {
+			x.gotBytes()
+		}
 		reply = reply[:len(reply)+n]
 		x.buf = reply[:0]
 		if len(reply) > x.cfg.MaxFrame {
@@ -443,13 +546,18 @@ func (x *exchange) readRaw(conn net.Conn, i int, msg []byte) ([]byte, error) {
 // sendPackets sends each message as one datagram (or SOCK_SEQPACKET packet)
 // and reads one as its reply.
 func (x *exchange) sendPackets(msgs [][]byte, greeting bool) error {
-	conn, done, err := x.dial()
+	first := 0
+	if greeting {
+		first = -1
+	}
+	conn, done, err := x.dial(first)
 	if err != nil {
 		return err
 	}
 	defer done()
 	x.buf = make([]byte, x.cfg.MaxFrame+1)
 	if greeting {
+		x.await(-1)
 		g, err := x.readPacket(conn, -1, nil)
 		if err != nil {
 			return err
@@ -462,6 +570,8 @@ func (x *exchange) sendPackets(msgs [][]byte, greeting bool) error {
 		if err := x.write(conn, m); err != nil {
 			return err
 		}
+		x.cfg.Trace.wrote(i)
+		x.await(i)
 		reply, err := x.readPacket(conn, i, m)
 		if err != nil {
 			return err
@@ -481,6 +591,7 @@ func (x *exchange) readPacket(conn net.Conn, i int, msg []byte) ([]byte, error) 
 	if err != nil {
 		return nil, x.readErr(i, msg, err)
 	}
+	x.gotBytes()
 	if n > x.cfg.MaxFrame {
 		return nil, x.readErr(i, msg, frame.ErrTooLong)
 	}

@@ -278,6 +278,41 @@ func TestSendGreeting(t *testing.T) {
 	}
 }
 
+// TestSendTrace checks the order of SendTrace's events: a connect, the
+// greeting's first byte and reply, then for each message its write, first
+// byte and reply; raw and framed replies alike.
+func TestSendTrace(t *testing.T) {
+	for _, tc := range []struct{ frame, greeting, reply string }{
+		{"raw", "Welcome!", "Hello, M!"},
+		{"line", "Welcome!\n", "Hello, M!\n"},
+	} {
+		t.Run(tc.frame, func(t *testing.T) {
+			msg := "M"
+			if tc.frame == "line" {
+				msg = "M\n"
+			}
+			srv := startStream(t, "tcp", scripted(t, tc.greeting, []step{{msg, tc.reply}, {msg, tc.reply}}))
+			var events []string
+			note := func(what string) func(int) {
+				return func(i int) { events = append(events, fmt.Sprintf("%s %d", what, i)) }
+			}
+			cfg := client.SendConfig{Endpoint: srv.ep, Frame: mustSpec(t, tc.frame), ReadGreeting: true,
+				Trace: &client.SendTrace{Dialing: note("dial"), Connected: note("up"), Wrote: note("wrote"), FirstByte: note("byte")}}
+			err := client.Send(context.Background(), cfg, byteMsgs("M", "M"), func([]byte) error {
+				events = append(events, "reply")
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			want := "[dial -1 up -1 byte -1 reply wrote 0 byte 0 reply wrote 1 byte 1 reply]"
+			if got := fmt.Sprint(events); got != want {
+				t.Errorf("events %s\nwant   %s", got, want)
+			}
+		})
+	}
+}
+
 func TestSendGreetingMissing(t *testing.T) {
 	srv := startStream(t, "tcp", func(c net.Conn) { io.Copy(io.Discard, c) })
 	cfg := client.SendConfig{Endpoint: srv.ep, ReadGreeting: true, Timeout: 100 * time.Millisecond}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -235,9 +234,7 @@ func runBench(ctx context.Context, g *globals, target string, o *benchOptions, c
 		}
 	}
 	if o.json {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		if werr := enc.Encode(res); werr != nil {
+		if werr := writeJSON(g.stdout, res); werr != nil {
 			return werr
 		}
 	} else if werr := res.WriteText(g.stdout); werr != nil {

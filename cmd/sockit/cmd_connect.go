@@ -32,6 +32,7 @@ type connectOptions struct {
 	tls         clientTLSFlags
 	udp         bool   // -u
 	wait        string // -w SECS
+	json        bool   // -z --json
 }
 
 func newConnectCommand(g *globals) *cobra.Command {
@@ -114,6 +115,7 @@ printed.`,
 	f.DurationVar(&opts.linger, "linger", client.DefaultLinger, "udp, unixgram: how long to wait for late replies after the end of stdin; streams: how long stdin may pause once the peer has closed")
 	f.BoolVarP(&opts.udp, "udp", "u", false, "UDP: a bare HOST:PORT or HOST PORT means udp://")
 	f.StringVarP(&opts.wait, "wait", "w", "", "netcat's -w SECS: the connect timeout and the idle timeout")
+	f.BoolVar(&opts.json, "json", false, "with -z: print each port open or closed as one sockit.connect/v1 JSON document")
 	opts.tls.register(f)
 	return cmd
 }
@@ -128,11 +130,10 @@ func runScan(ctx context.Context, g *globals, host, ports string, opts connectOp
 	if hi-lo >= 1<<12 {
 		return usagef("-z: %d ports is more than a scan of 4096 at a time", hi-lo+1)
 	}
-	wait := opts.timeout
-	if wait <= 0 || wait > time.Second {
-		wait = time.Second
+	if opts.tls.used() {
+		return usagef("TLS options apply to tls:// endpoints; a scan is of tcp or udp ports")
 	}
-	open := 0
+	var eps []endpoint.Endpoint
 	for port := lo; port <= hi; port++ {
 		arg, err := netcatEndpoint([]string{host, strconv.Itoa(port)}, opts.udp, false)
 		if err != nil {
@@ -142,22 +143,81 @@ func runScan(ctx context.Context, g *globals, host, ports string, opts connectOp
 		if err != nil {
 			return usageError{err}
 		}
-		d := endpoint.Dialer{Timeout: opts.timeout, Source: opts.source}
-		err = client.Probe(ctx, ep, d, wait)
+		eps = append(eps, ep)
+	}
+	d := endpoint.Dialer{Timeout: opts.timeout, Source: opts.source}
+	if open, err := probe(ctx, g, eps, d, opts, true); err != nil || open > 0 {
+		return err
+	}
+	return fmt.Errorf("no open port on %s in %d-%d", host, lo, hi)
+}
+
+// probe is -z: it tries each endpoint in turn and reports it open or
+// closed. A scan (a port range) prints nc's line for each open port on
+// stdout; a single endpoint prints it on stderr with -v. --json prints the
+// sockit.connect/v1 document instead. It returns how many were open, and
+// for a single endpoint the reason it was closed.
+func probe(ctx context.Context, g *globals, eps []endpoint.Endpoint, d endpoint.Dialer, opts connectOptions, scan bool) (int, error) {
+	wait := opts.timeout
+	if wait <= 0 || wait > time.Second {
+		wait = time.Second
+	}
+	doc := connectJSON{Schema: "sockit.connect/v1", TimeoutSeconds: opts.timeout.Seconds(), Results: []connectJSONResult{}}
+	var closed error
+	for _, ep := range eps {
+		start := time.Now()
+		err := client.Probe(ctx, ep, d, wait)
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return doc.Open, ctx.Err()
+		}
+		r := connectJSONResult{Endpoint: ep.String(), Open: err == nil, Seconds: time.Since(start).Seconds()}
+		if _, p, perr := net.SplitHostPort(ep.Address); perr == nil && !ep.IsUnix() {
+			r.Port, _ = strconv.Atoi(p)
 		}
 		if err != nil {
+			closed = err
+			r.Error = oneLine(err.Error())
+			doc.Closed++
 			g.logger.Debug("closed", "endpoint", ep.String(), "err", err)
-			continue
+		} else {
+			doc.Open++
+			g.logger.Debug("open", "endpoint", ep.String())
+			switch {
+			case opts.json:
+			case scan:
+				ncConnected(g.stdout, ep)
+			case g.verbose >= 1:
+				ncConnected(g.stderr, ep)
+			}
 		}
-		open++
-		ncConnected(g.stdout, ep)
+		doc.Results = append(doc.Results, r)
 	}
-	if open == 0 {
-		return fmt.Errorf("no open port on %s in %d-%d", host, lo, hi)
+	if opts.json {
+		if err := writeJSON(g.stdout, doc); err != nil {
+			return doc.Open, err
+		}
 	}
-	return nil
+	if scan {
+		return doc.Open, nil
+	}
+	return doc.Open, closed
+}
+
+// connectJSON is the document of connect -z --json (docs/json.md).
+type connectJSON struct {
+	Schema         string              `json:"schema"`
+	TimeoutSeconds float64             `json:"timeout_seconds"`
+	Results        []connectJSONResult `json:"results"`
+	Open           int                 `json:"open"`
+	Closed         int                 `json:"closed"`
+}
+
+type connectJSONResult struct {
+	Endpoint string  `json:"endpoint"`
+	Port     int     `json:"port,omitempty"`
+	Open     bool    `json:"open"`
+	Seconds  float64 `json:"seconds"`
+	Error    string  `json:"error,omitempty"`
 }
 
 // runConnect checks the options, connects and pipes.
@@ -187,18 +247,11 @@ func runConnect(ctx context.Context, g *globals, arg string, opts connectOptions
 		return usagef("TLS options apply to tls:// endpoints, not %s", ep.Scheme)
 	}
 	if opts.probe {
-		wait := opts.timeout
-		if wait <= 0 || wait > time.Second {
-			wait = time.Second
-		}
-		if err := client.Probe(ctx, ep, d, wait); err != nil {
-			return err
-		}
-		g.logger.Debug("open", "endpoint", ep.String())
-		if g.verbose >= 1 {
-			ncConnected(g.stderr, ep)
-		}
-		return nil
+		_, err := probe(ctx, g, []endpoint.Endpoint{ep}, d, opts, false)
+		return err
+	}
+	if opts.json {
+		return usagef("--json applies to -z (a probe or a port scan)")
 	}
 	cfg := client.ConnectConfig{
 		Endpoint: ep,

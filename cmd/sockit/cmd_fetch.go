@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -307,9 +306,7 @@ func writeFetchJSON(w io.Writer, rep *client.FetchReport, timeout time.Duration)
 		doc.Totals.Bytes += r.Bytes
 		doc.Results = append(doc.Results, jr)
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	return writeJSON(w, doc)
 }
 
 // fmtDuration prints a duration with about four significant digits.

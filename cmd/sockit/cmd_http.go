@@ -27,6 +27,7 @@ type httpOptions struct {
 	unixSocket string
 	trace      bool
 	follow     bool
+	json       bool
 	tls        clientTLSFlags
 }
 
@@ -37,6 +38,7 @@ func (o *httpOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.unixSocket, "unix-socket", "", "connect to this Unix socket instead of the URL's host (as curl)")
 	fs.BoolVar(&o.trace, "trace", false, "print the exact request and response header bytes, as on the wire, to stderr")
 	fs.BoolVarP(&o.follow, "location", "L", false, "follow redirects (at most 10)")
+	fs.BoolVar(&o.json, "json", false, "print status, headers and timings as one sockit.http/v1 JSON document (get: the body goes to -o, or is only counted)")
 	o.tls.register(fs)
 }
 
@@ -53,7 +55,12 @@ Redirects are not followed unless -L is given. https verifies the server by
 default (system roots, or --ca FILE); --insecure skips that. --trace prints
 the request and response header sections on stderr byte for byte as they
 crossed the connection (the plaintext for https), seed 001's
-print_http_header. Each request uses a connection of its own.`,
+print_http_header. Each request uses a connection of its own.
+
+--json prints one sockit.http/v1 document (docs/json.md) instead: the
+status, the headers, the body's size and when each step was done, as curl's
+-w times (DNS, connect, TLS, first byte, total); the body then goes only to
+-o FILE.`,
 		Example: `  # seed 001's print_http_header, against sockit serve http
   sockit http head http://127.0.0.1:7788/
 
@@ -129,6 +136,9 @@ func runHTTP(ctx context.Context, g *globals, method, rawURL string, opts httpOp
 		req.Trace = g.stderr
 	}
 	out := g.stdout
+	if opts.json {
+		out = io.Discard
+	}
 	var file *os.File
 	if opts.output != "" && opts.output != "-" {
 		if file, err = os.Create(opts.output); err != nil {
@@ -142,7 +152,11 @@ func runHTTP(ctx context.Context, g *globals, method, rawURL string, opts httpOp
 		body = out
 	}
 	g.logger.Debug("http", "method", method, "url", u)
+	start := time.Now()
 	resp, err := client.HTTP(ctx, req, body)
+	if opts.json {
+		return writeHTTPJSON(ctx, g, method, u, resp, err, file, time.Since(start))
+	}
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			return errInterrupted
@@ -226,4 +240,65 @@ func formatHeader(resp *client.HTTPResponse) []byte {
 	_ = resp.Header.Write(&b)
 	b.WriteString("\r\n")
 	return []byte(b.String())
+}
+
+// httpJSON is the document of http get|head --json (docs/json.md).
+type httpJSON struct {
+	Schema    string              `json:"schema"`
+	Method    string              `json:"method"`
+	URL       string              `json:"url"`
+	FinalURL  string              `json:"final_url,omitempty"`
+	Proto     string              `json:"proto,omitempty"`
+	Status    int                 `json:"status"`
+	Reason    string              `json:"reason,omitempty"`
+	Headers   map[string][]string `json:"headers"`
+	Bytes     int64               `json:"bytes"`
+	Redirects int                 `json:"redirects"`
+	Timings   httpJSONTimings     `json:"timings"`
+	OK        bool                `json:"ok"`
+	Error     string              `json:"error,omitempty"`
+}
+
+type httpJSONTimings struct {
+	DNS       float64 `json:"dns_seconds"`
+	Connect   float64 `json:"connect_seconds"`
+	TLS       float64 `json:"tls_seconds"`
+	FirstByte float64 `json:"first_byte_seconds"`
+	Total     float64 `json:"total_seconds"`
+}
+
+// writeHTTPJSON prints the document of one exchange and returns the
+// command's outcome: the exchange's error, or a non-2xx/3xx status.
+func writeHTTPJSON(ctx context.Context, g *globals, method, u string, resp *client.HTTPResponse, err error, file *os.File, took time.Duration) error {
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return errInterrupted
+	}
+	doc := httpJSON{Schema: "sockit.http/v1", Method: method, URL: u, Headers: map[string][]string{}}
+	doc.Timings.Total = took.Seconds()
+	if resp != nil {
+		doc.FinalURL, doc.Proto, doc.Status = resp.URL, resp.Proto, resp.StatusCode
+		_, doc.Reason, _ = strings.Cut(resp.Status, " ")
+		for k, v := range resp.Header {
+			doc.Headers[k] = v
+		}
+		doc.Bytes, doc.Redirects = resp.BodyBytes, resp.Redirects
+		t := resp.Timing
+		doc.Timings = httpJSONTimings{t.DNS.Seconds(), t.Connect.Seconds(), t.TLS.Seconds(), t.FirstByte.Seconds(), t.Total.Seconds()}
+	}
+	if err == nil && file != nil {
+		if cerr := file.Close(); cerr != nil {
+			err = fmt.Errorf("-o: %w", cerr)
+		}
+	}
+	if err == nil && !resp.OK() {
+		err = fmt.Errorf("%s %s: %s", method, u, resp.Status)
+	}
+	doc.OK = err == nil
+	if err != nil {
+		doc.Error = oneLine(err.Error())
+	}
+	if werr := writeJSON(g.stdout, doc); werr != nil && err == nil {
+		return werr
+	}
+	return err
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -179,9 +178,7 @@ func runSoak(ctx context.Context, g *globals, target string, o *soakOptions, cmd
 		return err
 	}
 	if o.json {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(g.stdout, rep); err != nil {
 			return err
 		}
 	} else if err := rep.WriteText(g.stdout); err != nil {

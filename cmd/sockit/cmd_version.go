@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -75,9 +74,7 @@ func newVersionCommand(g *globals) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(readVersion())
+				return writeJSON(g.stdout, readVersion())
 			}
 			_, err := fmt.Fprintln(g.stdout, versionString())
 			return err
