@@ -60,7 +60,7 @@ each endpoint it prints "listening ENDPOINT" on stdout with the real port.`,
   sockit serve upper -l tcp://127.0.0.1:9999 -l udp://127.0.0.1:9999 -l unix:./test.sock
 
   # seed 004's comma-delimited server
-  sockit serve echo --frame delim:, --greeting 'Hello,World,Bye,Bye,Yingxuan' -l :888
+  sockit serve echo --frame delim:, --greeting 'Hello,World,Bye,Bye,Yingxuan' -l tcp://127.0.0.1:8889
 
   # the chat program of seed 001, with its own table
   sockit serve reply --table replies.json -l tcp://127.0.0.1:8888
