@@ -13,7 +13,7 @@
 // hands it to another thread; the caller comes back to find no P, parks and
 // waits to be scheduled again: a futex and two context switches for one
 // write. A raw call keeps its P like any other few microseconds of Go code.
-// Measured in docs/PERFORMANCE.md (bench/compare.sh and bench/generator.sh).
+// Measured in docs/PERFORMANCE.md and docs/performance-history.md (bench/compare.sh and bench/generator.sh).
 //
 // Errors are syscall.Errno values; EAGAIN and EINTR are returned as such for
 // the caller to wait or retry, and the count is 0 with an error. Under the
