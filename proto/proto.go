@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"time"
 )
 
@@ -24,6 +25,15 @@ var (
 	// ErrHalfCloseUnsupported is returned by WriteEOF on transports that cannot
 	// half-close (TLS 1.2, datagram sockets, SOCK_SEQPACKET on some systems).
 	ErrHalfCloseUnsupported = errors.New("sockit: transport cannot half-close")
+	// ErrFileShort is the cause a connection is closed with when a file
+	// region could not be sent whole: the file ended (was truncated) before
+	// the region did.
+	ErrFileShort = errors.New("sockit: file ended before its region was sent")
+	// ErrBadRegion is returned by WriteFile for a negative offset or length.
+	ErrBadRegion = errors.New("sockit: file region with a negative offset or length")
+	// ErrFileUnsupported is returned by WriteFile on a packet
+	// (SOCK_SEQPACKET) transport, where a write is one message.
+	ErrFileUnsupported = errors.New("sockit: file regions need a stream transport")
 )
 
 type closedError struct{}
@@ -91,6 +101,27 @@ type Transport interface {
 	AfterFunc(d time.Duration, f func()) Timer
 	LocalAddr() net.Addr
 	RemoteAddr() net.Addr
+}
+
+// FileWriter is implemented by the stream transports of every engine: a
+// region of a file queued like a Write, in order with the writes before and
+// after it (Netty's FileRegion). On TCP and Unix stream sockets its bytes go
+// from the page cache to the socket with sendfile(2), never through user
+// space; over TLS, or where the system has no sendfile, they are read and
+// written in chunks. Packet (SOCK_SEQPACKET) transports refuse it.
+type FileWriter interface {
+	// WriteFile queues n bytes of f from offset off (f's own offset is not
+	// used, nor kept). From this call on the transport owns f: it closes f
+	// once the region went out or the connection ended, whichever comes
+	// first, also when WriteFile returns an error. The region counts as n
+	// buffered bytes for BufferedAmount, the watermarks, the hard limit
+	// and Drain, as a Write of n bytes would; nothing of it is held in
+	// memory. done, if not nil, is called, serialised with the
+	// connection's callbacks, once the region's last byte was handed to the
+	// kernel, before f is closed; it is not called when the connection ends
+	// first (OnClose is). A file that turns out shorter than off+n closes
+	// the connection with ErrFileShort. n == 0 queues nothing but done.
+	WriteFile(f *os.File, off, n int64, done func(f *os.File)) error
 }
 
 // Protocol receives the events of one stream connection. The order is

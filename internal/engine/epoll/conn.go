@@ -140,15 +140,22 @@ type wqueue struct {
 	out  []byte // out[head:] is queued
 	head int
 	lens []int // packet mode: sizes of the queued messages
+	// Regions queued with out, in order, each at its place in it, and
+	// what is left of them.
+	files     []region
+	fileBytes int64
 }
 
 var _ proto.Transport = (*conn)(nil)
 
+// queued is the buffered amount: the bytes and file regions not yet sent.
+// A connection with nothing queued has no queue (c.w == nil), which is the
+// test for "anything left to send" (a region of 0 bytes counts too).
 func (c *conn) queued() int {
 	if c.w == nil {
 		return 0
 	}
-	return len(c.w.out) - c.w.head
+	return len(c.w.out) - c.w.head + int(c.w.fileBytes)
 }
 
 // idle reports whether the protocol has no message half read (Idler); a
@@ -170,7 +177,7 @@ func (c *conn) updateEventsLocked() {
 	if !c.readPaused && !c.eof && !c.closing {
 		want |= unix.EPOLLIN | unix.EPOLLRDHUP
 	}
-	if c.queued() > 0 {
+	if c.w != nil {
 		want |= unix.EPOLLOUT
 	}
 	if c.registered && want == c.events {
@@ -222,7 +229,7 @@ func (c *conn) handle(ev uint32) {
 			return
 		}
 		c.mu.Lock()
-		if c.registered && c.queued() == 0 {
+		if c.registered && c.w == nil {
 			_ = unix.EpollCtl(c.l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 			c.registered = false
 			c.events = 0
@@ -425,6 +432,7 @@ func (c *conn) closeLocked(cause error) {
 	}
 	c.closed = true
 	if c.w != nil {
+		closeRegions(c.w)
 		c.l.putQueue(c.w)
 		c.w = nil
 	}
@@ -475,7 +483,7 @@ func (c *conn) Close() error {
 		return nil
 	}
 	c.closing = true
-	if c.queued() == 0 {
+	if c.w == nil {
 		c.closeLocked(nil)
 	} else {
 		c.updateEventsLocked()
@@ -536,7 +544,7 @@ func (c *conn) writev(bufs [][]byte) error {
 		return proto.ErrBufferFull
 	}
 	written := 0
-	if c.queued() == 0 {
+	if c.w == nil {
 		var n int
 		var err error
 		for {
@@ -688,8 +696,15 @@ func (c *conn) flush() {
 		c.mu.Unlock()
 		return
 	}
-	for c.queued() > 0 {
+	var sent []region
+	for c.w != nil && (c.queued() > 0 || len(c.w.files) > 0) {
 		w := c.w
+		if len(w.files) > 0 && w.files[0].at == w.head {
+			if !c.flushRegion(&sent) {
+				break
+			}
+			continue
+		}
 		var chunk []byte
 		if c.packet {
 			chunk = w.out[w.head : w.head+w.lens[0]]
@@ -697,6 +712,9 @@ func (c *conn) flush() {
 			// Bounded: a raw write keeps its P (no preemption) until it
 			// returns, and the kernel takes at most its send buffer anyway.
 			chunk = w.out[w.head:min(len(w.out), w.head+maxFlush)]
+			if len(w.files) > 0 {
+				chunk = chunk[:min(len(chunk), w.files[0].at-w.head)]
+			}
 		}
 		n, err := rawio.Write(c.fd, chunk)
 		if err == unix.EINTR {
@@ -708,6 +726,7 @@ func (c *conn) flush() {
 		if err != nil {
 			c.closeLocked(err)
 			c.mu.Unlock()
+			c.regionsDone(sent)
 			return
 		}
 		c.touch()
@@ -719,12 +738,20 @@ func (c *conn) flush() {
 			w.lens = w.lens[1:]
 		}
 	}
+	if c.closed {
+		c.mu.Unlock()
+		c.regionsDone(sent)
+		return
+	}
 	if w := c.w; w != nil {
-		if c.queued() == 0 {
+		if c.queued() == 0 && len(w.files) == 0 {
 			c.l.putQueue(w)
 			c.w = nil
 		} else if w.head > len(w.out)/2 {
 			n := copy(w.out, w.out[w.head:])
+			for i := range w.files {
+				w.files[i].at -= w.head
+			}
 			w.out, w.head = w.out[:n], 0
 		}
 	}
@@ -737,8 +764,11 @@ func (c *conn) flush() {
 	if c.queued() <= low {
 		c.signalDrainLocked()
 	}
-	if c.queued() == 0 {
+	if c.w == nil {
 		if c.closing {
+			c.mu.Unlock()
+			c.regionsDone(sent) // before OnClose
+			c.mu.Lock()
 			c.closeLocked(nil)
 			c.mu.Unlock()
 			return
@@ -749,6 +779,7 @@ func (c *conn) flush() {
 	}
 	c.updateEventsLocked()
 	c.mu.Unlock()
+	c.regionsDone(sent)
 	if resume {
 		c.syncPause()
 	}
@@ -772,7 +803,7 @@ func (c *conn) WriteEOF() error {
 		return nil
 	}
 	c.eofWanted = true
-	if c.queued() == 0 {
+	if c.w == nil {
 		c.shutdownWriteLocked()
 	}
 	return nil
@@ -942,7 +973,7 @@ func (c *conn) checkWrite() {
 		return
 	}
 	tm.wArmed = false
-	rearm := c.queued() > 0 && c.armWriteLocked()
+	rearm := c.w != nil && c.armWriteLocked()
 	c.mu.Unlock()
 	if rearm {
 		c.l.resetTimer(tm.writeTimer, c.o.WriteTimeout)

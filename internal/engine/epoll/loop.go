@@ -494,6 +494,7 @@ func (l *loop) getQueue() *wqueue {
 // buffer grown past keepOut goes to the garbage collector.
 func (l *loop) putQueue(w *wqueue) {
 	w.out, w.head, w.lens = w.out[:0], 0, w.lens[:0]
+	w.files, w.fileBytes = w.files[:0], 0
 	if cap(w.out) > keepOut {
 		w.out = nil
 	}

@@ -69,10 +69,13 @@ type conn struct {
 	activity atomic.Int64  // unix nanos of the last byte moved (idle timeout)
 
 	mu           sync.Mutex
-	pending      []byte // queued bytes not yet handed to the writer
-	pendingLens  []int  // packet mode: message sizes within pending
-	spare        []byte // a flushed buffer kept for reuse
-	inflight     int    // bytes the writer is writing now
+	pending      []byte       // queued bytes not yet handed to the writer
+	pendingLens  []int        // packet mode: message sizes within pending
+	files        []fileRegion // regions queued with pending, each at its place in it
+	fileBytes    int64        // the bytes of files
+	doneRegions  []fileRegion // sent regions whose done callback has not run
+	spare        []byte       // a flushed buffer kept for reuse
+	inflight     int          // bytes the writer is writing now
 	writerActive bool
 	high, low    int
 	hard         int
@@ -455,6 +458,9 @@ func (c *conn) finish() {
 	closeSock := c.closeOnLoop
 	c.events = nil
 	c.done = true
+	c.closeRegionsLocked()
+	sent := c.doneRegions
+	c.doneRegions = nil
 	if c.idleTimer != nil {
 		c.idleTimer.Stop()
 	}
@@ -468,6 +474,7 @@ func (c *conn) finish() {
 	if closeSock {
 		c.sock(opClose)
 	}
+	c.finishRegions(sent)
 	if opened {
 		c.callback(func() { c.p.OnClose(err) })
 	}
@@ -632,6 +639,7 @@ func (c *conn) closeNowLocked(cause error, op sockOp) sockOp {
 	c.pending = nil
 	c.pendingLens = nil
 	c.spare = nil
+	c.closeRegionsLocked()
 	c.signalDrainLocked()
 	c.wakeLocked()
 	if _, ok := c.nc.(*tls.Conn); ok && op == opClose && c.opened {
@@ -668,7 +676,7 @@ func (c *conn) Abort() { c.closeNow(nil) }
 
 // ---- writing --------------------------------------------------------------
 
-func (c *conn) bufferedLocked() int { return len(c.pending) + c.inflight }
+func (c *conn) bufferedLocked() int { return len(c.pending) + int(c.fileBytes) + c.inflight }
 
 // BufferedAmount reports the bytes queued and not yet sent.
 func (c *conn) BufferedAmount() int {
@@ -719,7 +727,7 @@ func (c *conn) writev(bufs [][]byte) error {
 		return proto.ErrBufferFull
 	}
 	// Fast path: nothing queued, so the bytes may go straight to the kernel.
-	if c.direct != nil && !c.writerActive && len(c.pending) == 0 {
+	if c.direct != nil && !c.writerActive && len(c.pending) == 0 && len(c.files) == 0 {
 		for len(bufs) > 0 {
 			n, err := c.direct(bufs[0])
 			if n > 0 {
@@ -794,7 +802,7 @@ func (c *conn) writeLoop() {
 	defer c.e.wg.Done()
 	for {
 		c.mu.Lock()
-		if c.closed || len(c.pending) == 0 {
+		if c.closed || len(c.pending) == 0 && len(c.files) == 0 {
 			c.writerActive = false
 			op := c.afterFlushLocked()
 			c.mu.Unlock()
@@ -803,11 +811,18 @@ func (c *conn) writeLoop() {
 		}
 		buf := c.pending
 		lens := c.pendingLens
-		c.pending, c.pendingLens = nil, nil
-		c.inflight = len(buf)
+		files := c.files
+		c.pending, c.pendingLens, c.files = nil, nil, nil
+		c.inflight = len(buf) + int(c.fileBytes)
+		c.fileBytes = 0
 		c.mu.Unlock()
 
-		err := c.writeOut(buf, lens)
+		var err error
+		if files != nil {
+			err = c.writeOutFiles(buf, files)
+		} else {
+			err = c.writeOut(buf, lens)
+		}
 
 		c.mu.Lock()
 		c.inflight = 0
