@@ -47,6 +47,11 @@ type Config struct {
 	// Meter, if not nil, counts the service's messages (for --metrics):
 	// see package metrics.
 	Meter *metrics.Meter
+	// Root is the directory files serves, read-only; "" means ".".
+	Root string
+	// RequestTimeout is how long files waits for a connection's request
+	// line; 0 means DefaultFilesRequestTimeout, < 0 no limit.
+	RequestTimeout time.Duration
 }
 
 // Defaults.
@@ -69,6 +74,9 @@ type Service struct {
 	// NewDatagram makes the protocol of each datagram endpoint (UDP,
 	// unixgram); nil if the service does not speak datagrams.
 	NewDatagram func() proto.DatagramProtocol
+	// Close, if not nil, releases what the service holds (files: its root
+	// directory) once no connection uses it any more.
+	Close func() error
 }
 
 // Errors returned by New and LoadTable.
@@ -102,8 +110,8 @@ func names() []string {
 }
 
 // Names returns the names of the built-in services New knows ("chatbot",
-// an alias of "reply", is not listed).
-func Names() []string { return names() }
+// an alias of "reply", is not listed): the message services, then files.
+func Names() []string { return append(names(), "files") }
 
 // New configures the built-in service name. Unknown names and framings the
 // service refuses are errors.
@@ -128,13 +136,17 @@ func New(name string, cfg Config) (*Service, error) {
 		mk = newUpper
 	case "reply":
 		mk = newReply
+	case "files":
+		mk = newFiles
 	default:
-		return nil, fmt.Errorf("%w %q (services: %s, chatbot)", ErrUnknownService, name, strings.Join(names(), ", "))
+		return nil, fmt.Errorf("%w %q (services: %s, chatbot)", ErrUnknownService, name, strings.Join(Names(), ", "))
 	}
 	if err := cfg.Frame.Validate(); err != nil {
 		return nil, fmt.Errorf("service %s: %w", canon, err)
 	}
-	if cfg.Frame.Kind == frame.Fixed && canon != "echo" && canon != "discard" {
+	if cfg.Frame.Kind == frame.Fixed && canon != "echo" && canon != "discard" ||
+		canon == "files" && cfg.Frame.Kind != frame.Raw && cfg.Frame.Kind != frame.Line {
+		// files has one protocol of its own: a request line.
 		return nil, &FramingError{Service: name, Frame: cfg.Frame}
 	}
 	s, err := mk(cfg)
