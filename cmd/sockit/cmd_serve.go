@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"time"
 
@@ -49,6 +51,7 @@ Services:
   hello     greets "Welcome!", answers M with "Hello, M!", "exit" closes
   upper     answers M upper-cased, surrounding whitespace stripped
   reply     answers from a table (--table), else --default; alias chatbot
+  files     seed 002's downloader: GET NAME [OFFSET], LIST [DIR], a bare NAME (--root)
   http      HTTP/1.1: /, /hello/{name}, /healthz, files under /files/ (--root)
 
 Without -l it listens on tcp://127.0.0.1:7788 and udp://127.0.0.1:7788. For
@@ -61,6 +64,9 @@ each endpoint it prints "listening ENDPOINT" on stdout with the real port.`,
 
   # seed 004's comma-delimited server
   sockit serve echo --frame delim:, --greeting 'Hello,World,Bye,Bye,Yingxuan' -l tcp://127.0.0.1:8889
+
+  # seed 002's downloader: the files of a directory, read-only
+  sockit serve files --root ./public -l tcp://127.0.0.1:9000
 
   # the chat program of seed 001, with its own table
   sockit serve reply --table replies.json -l tcp://127.0.0.1:8888
@@ -81,7 +87,7 @@ each endpoint it prints "listening ENDPOINT" on stdout with the real port.`,
 	f.StringVar(&opts.table, "table", "", "reply: JSON object of message → reply")
 	f.StringVar(&opts.defReply, "default", "Sorry", "reply: the answer to a message not in the table")
 	f.StringVar(&opts.closeOn, "close-on", "Bye", "reply: close the connection after sending this reply")
-	f.StringVar(&opts.httpRoot, "root", "", "http: serve this directory read-only under /files/")
+	f.StringVar(&opts.httpRoot, "root", "", "files: the directory served, read-only (default .); http: serve it under /files/")
 	f.DurationVar(&opts.httpDelay, "delay", 0, "http: wait this long before answering every route but /healthz")
 	f.BoolVar(&opts.accessLog, "access-log", true, "http: log every request")
 	f.StringVar(&opts.httpMetricsPath, "metrics-path", "", "http: also serve the Prometheus metrics at this path (e.g. /metrics) on the service's own listeners")
@@ -92,9 +98,9 @@ func runServe(ctx context.Context, g *globals, name string, opts serveOptions, c
 	if name == "http" {
 		return runServeHTTP(ctx, g, opts, cmd)
 	}
-	for _, name := range []string{"root", "delay", "access-log", "metrics-path"} {
-		if cmd.Flags().Changed(name) {
-			return usagef("--%s applies to service http only", name)
+	for _, flag := range []string{"root", "delay", "access-log", "metrics-path"} {
+		if cmd.Flags().Changed(flag) && !(flag == "root" && name == "files") {
+			return usagef("--%s applies to service http only", flag)
 		}
 	}
 	spec, err := frame.Parse(opts.frame)
@@ -113,6 +119,24 @@ func runServe(ctx context.Context, g *globals, name string, opts serveOptions, c
 		MaxFrame:   opts.maxFrame,
 		TimeFormat: opts.timeFormat,
 		Logger:     g.logger,
+		Root:       opts.httpRoot,
+	}
+	if name == "files" {
+		dir := cmp.Or(opts.httpRoot, ".")
+		if st, err := os.Stat(dir); err != nil {
+			return usagef("--root: %v", err)
+		} else if !st.IsDir() {
+			return usagef("--root %s is not a directory", dir)
+		}
+		// files waits --read-timeout for a connection's request line: 10 s
+		// unless given, 0 for no limit.
+		cfg.RequestTimeout = service.DefaultFilesRequestTimeout
+		if cmd.Flags().Changed("read-timeout") {
+			cfg.RequestTimeout = opts.server.readTimeout
+			if cfg.RequestTimeout == 0 {
+				cfg.RequestTimeout = -1
+			}
+		}
 	}
 	if cmd.Flags().Changed("greeting") {
 		gr, err := frame.Unescape(opts.greeting, false)
@@ -135,7 +159,22 @@ func runServe(ctx context.Context, g *globals, name string, opts serveOptions, c
 			return usagef("--table: %v", err)
 		}
 	}
-	svc, err := service.New(name, cfg)
+	var opened []*service.Service
+	defer func() {
+		for _, s := range opened {
+			if s.Close != nil {
+				_ = s.Close()
+			}
+		}
+	}()
+	newService := func(c service.Config) (*service.Service, error) {
+		s, err := service.New(name, c)
+		if err == nil {
+			opened = append(opened, s)
+		}
+		return s, err
+	}
+	svc, err := newService(cfg)
 	if errors.Is(err, service.ErrUnknownService) {
 		// The library does not know http: serve does.
 		return usagef("unknown service %q (services: %s, http)", name, strings.Join(service.Names(), ", "))
@@ -147,7 +186,7 @@ func runServe(ctx context.Context, g *globals, name string, opts serveOptions, c
 	// whatever --frame says.
 	rawCfg := cfg
 	rawCfg.Frame = frame.Spec{}
-	packetSvc, err := service.New(name, rawCfg)
+	packetSvc, err := newService(rawCfg)
 	if err != nil {
 		return usageError{err}
 	}
@@ -166,6 +205,9 @@ func runServe(ctx context.Context, g *globals, name string, opts serveOptions, c
 	for _, ep := range eps {
 		if packetEndpoint(ep) && svc.NewDatagram == nil {
 			return usagef("service %s does not speak datagrams; %s is a datagram endpoint", name, ep)
+		}
+		if name == "files" && ep.Scheme == "unixpacket" {
+			return usagef("service files sends files as a byte stream; %s keeps packets (use unix://)", ep)
 		}
 	}
 	srv, lc, err := opts.server.buildFor(g, eps)
@@ -189,7 +231,7 @@ func runServe(ctx context.Context, g *globals, name string, opts serveOptions, c
 			continue
 		}
 		c.Meter = metrics.New()
-		if services[i], err = service.New(name, c); err != nil {
+		if services[i], err = newService(c); err != nil {
 			for _, b := range bounds {
 				b.close()
 			}
