@@ -3,11 +3,11 @@ package service
 import (
 	"bytes"
 	"context"
-	"net"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
