@@ -136,6 +136,9 @@ func runDownload(ctx context.Context, g *globals, args []string, opts downloadOp
 	}
 	switch {
 	case opts.listSet:
+		if len(args) == 2 && opts.list == "." {
+			opts.list, args = args[1], args[:1] // --list DIR, as written
+		}
 		if len(args) > 1 || opts.recursive != "" {
 			return usagef("--list takes no NAME and no -r")
 		}
