@@ -1,7 +1,9 @@
 // Package service holds sockit's built-in classic services, each a small
 // protocol on the public proto API: echo (RFC 862), discard (RFC 863),
 // chargen (RFC 864), daytime (RFC 867), hello (seed 000), upper (seed 004's
-// socketserver handler) and reply, alias chatbot (seed 001's chat program).
+// socketserver handler), reply, alias chatbot (seed 001's chat program), and
+// files (seed 002's downloader: a read-only directory, bodies sent as file
+// regions of the transport, see docs/protocols.md).
 //
 // New configures one by name; the result's Stream is a proto.Factory for
 // stream connections and NewDatagram makes the protocol of a datagram

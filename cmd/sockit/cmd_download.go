@@ -275,7 +275,7 @@ func downloadLine(r *client.DownloadResult) string {
 		b.WriteString(" (begun again: the partial file was of another version)")
 	}
 	fmt.Fprintf(&b, " in %s", fmtDuration(r.Duration))
-	if s := r.Duration.Seconds(); s > 0 {
+	if s := r.Duration.Seconds(); s > 0 && r.Received >= 1<<20 {
 		fmt.Fprintf(&b, ", %.1f MB/s", float64(r.Received)/s/1e6)
 	}
 	if r.Verified {
