@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -220,6 +221,9 @@ func downloadAll(ctx context.Context, g *globals, opts downloadOptions, cfgs []c
 			}
 			defer func() { <-sem }()
 			results[i], errs[i] = client.Download(ctx, cfgs[i])
+			if errors.Is(errs[i], client.ErrBadOutput) {
+				errs[i] = usageError{errs[i]}
+			}
 			if errs[i] == nil {
 				g.logger.Debug("downloaded", "name", results[i].Name, "path", results[i].Path, "bytes", results[i].Received, "resumed_from", results[i].ResumedFrom)
 			}

@@ -450,7 +450,93 @@ func TestDownloadUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, %q", args, code, stderr)
 		}
 	}
+	// An output that is not a regular file is never replaced.
+	for _, out := range []string{os.DevNull, t.TempDir()} {
+		if _, stderr, code := runSockit(t, "download", "tcp://127.0.0.1:1", "x", "-o", out); code != 2 || !strings.Contains(stderr, "not a regular file") {
+			t.Errorf("-o %s: exit %d, %q", out, code, stderr)
+		}
+	}
+	if st, err := os.Stat(os.DevNull); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		t.Fatalf("%s is no longer a device: %v %v", os.DevNull, st.Mode(), err)
+	}
 	if _, stderr, code := runSockit(t, "download", "tcp://127.0.0.1:1", "x"); code != 1 || !strings.Contains(stderr, "refused") {
 		t.Errorf("nothing listening: exit %d, %q", code, stderr)
+	}
+}
+
+// TestDownloadReset: the connection reset in the middle of the file (a
+// proxy passes 8 MiB, then closes with SO_LINGER 0): the client fails with
+// the .part kept, and the next run resumes it byte-identical.
+func TestDownloadReset(t *testing.T) {
+	root := filesDir(t)
+	_, eps := serveFiles(t, root, "epoll")
+	_, port := hostPort(t, eps[0])
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err != nil {
+			c.Close()
+			return
+		}
+		go io.Copy(s, c)
+		_, _ = io.CopyN(c, s, 8<<20)
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+		s.Close()
+	}()
+	out := t.TempDir()
+	code, stderr := download(t, out, "tcp://"+ln.Addr().String(), "gib")
+	if code != 1 || !strings.Contains(stderr, "run again to resume") {
+		t.Fatalf("reset: exit %d: %s", code, stderr)
+	}
+	if n := partSize(filepath.Join(out, "gib.part")); n == 0 || n > 8<<20 {
+		t.Fatalf("the .part holds %d bytes after a reset at 8 MiB", n)
+	}
+	code, stderr = download(t, out, eps[1], "gib")
+	if code != 0 || !strings.Contains(stderr, "resumed from") {
+		t.Fatalf("resume after the reset: exit %d: %s", code, stderr)
+	}
+	if got, want := fileSum(t, filepath.Join(out, "gib")), fileSum(t, filepath.Join(root, "gib")); got != want {
+		t.Fatalf("sha256 %s after a reset, want %s", got, want)
+	}
+}
+
+// TestDownloadProgressBar: on a terminal the progress bar shows the bytes
+// and the rate; on a pipe (every other test) nothing but the summary.
+func TestDownloadProgressBar(t *testing.T) {
+	root := filesDir(t)
+	_, eps := serveFiles(t, root, "goroutine")
+	out := t.TempDir()
+	// python3's pty gives the download a terminal for stderr.
+	script := `
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.chdir(sys.argv[1])
+    os.execv(sys.argv[2], sys.argv[2:])
+data = b""
+while True:
+    try:
+        b = os.read(fd, 65536)
+    except OSError:
+        break
+    if not b:
+        break
+    data += b
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(data.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+`
+	stdout, stderr, code := runPeer(t, nil, "python3", "-c", script, out, sockitPath(), "download", eps[0], "gib")
+	if code != 0 || !strings.Contains(stdout, "download") || !strings.Contains(stdout, "MB/s") || !strings.Contains(stdout, "verified") {
+		t.Fatalf("exit %d; the terminal showed:\n%q\n%s", code, stdout, stderr)
 	}
 }
