@@ -127,6 +127,7 @@ def sockit(args, path, size, out):
     s.close()
     hash_wall = time.time() - t
     sampler = Sampler(srv.pid)
+    prefault(out, size)
     before = proc_cpu(srv.pid)
     wall, ccpu = run_client([args.sockit, "download", f"tcp://127.0.0.1:{port}", name, "-o", out,
                              "--timeout", "60s"], args.timeout)
@@ -141,6 +142,7 @@ def socat(args, path, size, out):
                            stderr=subprocess.DEVNULL)
     sampler = Sampler(srv.pid)
     wait_listen_proc(port, srv)
+    prefault(out, size)
     wall, ccpu = run_client(["socat", "-u", f"TCP:127.0.0.1:{port}", f"OPEN:{out},creat,trunc,wronly"], args.timeout)
     scpu = stop_server(srv, sampler)
     check(out, size)
@@ -153,6 +155,7 @@ def ncat(args, path, size, out):
         srv = subprocess.Popen(["ncat", "-l", "127.0.0.1", str(port), "--send-only"], stdin=f, stderr=subprocess.DEVNULL)
     sampler = Sampler(srv.pid)
     wait_listen_proc(port, srv)
+    prefault(out, size)
     with open(out, "wb") as o:
         wall, ccpu = run_client(["ncat", "--recv-only", "127.0.0.1", str(port)], args.timeout, stdout=o)
     scpu = stop_server(srv, sampler)
@@ -168,6 +171,7 @@ def iperf3(args, path, size, out):
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sampler = Sampler(srv.pid)
     wait_listen_proc(port, srv)
+    prefault(out, size)
     wall, sender_cpu = run_client(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-Z", "-n", str(size),
                                    "-F", path, "-l", "1M"], args.timeout)
     receiver_cpu = stop_server(srv, sampler)
@@ -189,6 +193,19 @@ def wait_listen_proc(port, proc, timeout=10):
                     return
         time.sleep(0.01)
     raise SystemExit(f"server did not listen: {proc.args}")
+
+
+def prefault(out, size):
+    """Touches the memory the copy will take, right before a measured run.
+    In a VM, memory freed by the last run goes back to the host within
+    seconds (free page reporting) and its next first touch costs a host
+    fault per page: without this, whichever variant waited longest before
+    writing its copy (sockit, behind its first checksum) would pay for it."""
+    with open(out, "wb") as f:
+        chunk = b"\0" * (1 << 20)
+        for _ in range(size // len(chunk) + 64):
+            f.write(chunk)
+    os.remove(out)
 
 
 def check(out, size):
@@ -222,14 +239,6 @@ def main():
     with open(path, "wb") as f:
         f.truncate(size)  # sparse: the page cache's zero pages, the same for every peer
     out = os.path.join(work, "copy.bin")
-    # Touch the memory the copies will take once before measuring: in a VM
-    # the first use of guest memory costs the host a fault per page, which
-    # would land on whichever variant ran first.
-    with open(out, "wb") as f:
-        chunk = b"\0" * (1 << 20)
-        for _ in range(size // len(chunk) + 256):
-            f.write(chunk)
-    os.remove(out)
     res = {v: [] for v in VARIANTS}
     order = list(VARIANTS)
     try:
