@@ -8,7 +8,7 @@
 //	server    Server: listeners, the engine, limits and hooks, lifecycle (Serve, Shutdown, Close)
 //	proto     the asyncio-style Protocol/Transport model every engine runs
 //	frame     the message framings (raw, line, delim, fixed, len, close) as decoders and encoders
-//	service   the built-in services (echo, discard, chargen, daytime, hello, upper, reply, http)
+//	service   the built-in services (echo, discard, chargen, daytime, hello, upper, reply, files, http)
 //	client    the client side of the commands (send, connect, listen, relay, http, fetch, download)
 //	bench     the load generator
 //
