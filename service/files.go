@@ -441,9 +441,7 @@ type fileVersion struct {
 
 func versionOf(st fs.FileInfo) fileVersion {
 	v := fileVersion{size: st.Size(), mtime: st.ModTime().UnixNano()}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		v.dev, v.ino = uint64(sys.Dev), uint64(sys.Ino)
-	}
+	v.dev, v.ino = fileID(st)
 	return v
 }
 

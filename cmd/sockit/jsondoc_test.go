@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -93,16 +94,18 @@ func checkJSONDoc(t *testing.T, schema, out string) map[string]any {
 	}
 	walk("", doc)
 	sort.Strings(undocumented)
+	undocumented = slices.Compact(undocumented)
 	for _, f := range undocumented {
 		t.Errorf("%s: field %q is not in docs/json.md", schema, f)
 	}
 	return doc
 }
 
-// TestJSONSchemas runs every command with --json that answers quickly and
-// checks each document against docs/json.md: send (stream, greeting,
-// datagram, binary, failure), connect -z (one endpoint and a range), http
-// get and head, fetch.
+// TestJSONSchemas runs every command with --json and checks each document
+// against docs/json.md: send (stream, greeting, datagram, binary, failure),
+// connect -z (one endpoint and a range), http get and head, bench, soak,
+// fetch; version in TestVersionJSON and download in
+// TestDownloadListAndDirectory.
 func TestJSONSchemas(t *testing.T) {
 	_, eps := startServe(t, "hello", "-l", "tcp://127.0.0.1:0", "-l", "udp://127.0.0.1:0")
 	base, _ := serveHTTPTCP(t)
@@ -192,6 +195,23 @@ func TestJSONSchemas(t *testing.T) {
 		doc = checkJSONDoc(t, "sockit.http/v1", out)
 		if code != 1 || doc["status"] != 404.0 || doc["ok"] != false || doc["headers"].(map[string]any)["Content-Type"] == nil {
 			t.Errorf("exit %d, head %v", code, doc)
+		}
+	})
+
+	t.Run("bench", func(t *testing.T) {
+		_, echo := startServe(t, "echo", "-l", "tcp://127.0.0.1:0")
+		out, _, code := runSockit(t, "bench", echo[0], "--conns", "2", "--duration", "300ms", "--warmup", "0", "--json")
+		if doc := checkJSONDoc(t, "sockit.bench/v1", out); code != 0 || doc["messages"].(float64) <= 0 {
+			t.Errorf("exit %d, bench %v", code, doc)
+		}
+	})
+
+	t.Run("soak", func(t *testing.T) {
+		_, upper := startServe(t, "upper", "--frame", "line", "-l", "tcp://127.0.0.1:0")
+		out, _, code := runSockit(t, "soak", upper[0], "--service", "upper", "--frame", "line", "--duration", "300ms",
+			"--warmup", "0", "--faults", "none", "--clients", "1", "--json")
+		if doc := checkJSONDoc(t, "sockit.soak/v1", out); code != 0 || doc["passed"] != true {
+			t.Errorf("exit %d, soak %v", code, doc)
 		}
 	})
 
