@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -168,8 +167,14 @@ func runDownload(ctx context.Context, g *globals, args []string, opts downloadOp
 		}
 		var cfgs []client.DownloadConfig
 		for _, e := range entries {
+			// The names come from the server: only their last element is
+			// used, and one that names no file here (".", "..") is refused.
+			out := client.DefaultOutput(e.Name, "")
+			if out == "" {
+				return fmt.Errorf("%w: LIST %s gave the name %q, which names no file here", client.ErrBadAnswer, opts.recursive, e.Name)
+			}
 			c := base
-			c.Name, c.Output = e.Name, filepath.Join(dir, path.Base(e.Name))
+			c.Name, c.Output = e.Name, filepath.Join(dir, out)
 			cfgs = append(cfgs, c)
 		}
 		return downloadAll(ctx, g, opts, cfgs)
@@ -192,6 +197,7 @@ func downloadAll(ctx context.Context, g *globals, opts downloadOptions, cfgs []c
 	var mu sync.Mutex
 	have := make([]int64, len(cfgs))
 	sizes := make([]int64, len(cfgs))
+	var sumHave, sumSize int64
 	results := make([]*client.DownloadResult, len(cfgs))
 	errs := make([]error, len(cfgs))
 	sem := make(chan struct{}, opts.concurrency)
@@ -203,12 +209,11 @@ func downloadAll(ctx context.Context, g *globals, opts downloadOptions, cfgs []c
 			}
 			mu.Lock()
 			defer mu.Unlock()
+			// Running totals: a progress call per chunk must not walk
+			// every file of a large -r.
+			sumHave += h - have[i]
+			sumSize += max(size, 0) - max(sizes[i], 0)
 			have[i], sizes[i] = h, size
-			var sumHave, sumSize int64
-			for j := range have {
-				sumHave += have[j]
-				sumSize += max(sizes[j], 0)
-			}
 			bar.ChangeMax64(max(sumSize, sumHave, 1))
 			_ = bar.Set64(sumHave)
 		}

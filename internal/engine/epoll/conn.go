@@ -589,10 +589,18 @@ func (c *conn) writev(bufs [][]byte) error {
 	if c.packet {
 		w.lens = append(w.lens, total-written)
 	}
+	c.queuedUnlock(int64(total-written), high)
+	return nil
+}
+
+// queuedUnlock follows n bytes (or a file region of n) just queued: EPOLLOUT
+// wanted, the write timeout armed, OnPauseWriting past high. It releases
+// c.mu.
+func (c *conn) queuedUnlock(n int64, high int) {
 	c.updateEventsLocked()
 	arm := false
 	if c.o.WriteTimeout > 0 {
-		c.tm.queuedTotal += int64(total - written)
+		c.tm.queuedTotal += n
 		arm = c.armWriteLocked()
 	}
 	inline := false
@@ -607,7 +615,6 @@ func (c *conn) writev(bufs [][]byte) error {
 	if inline {
 		c.syncPause()
 	}
-	return nil
 }
 
 // armWriteLocked starts a write-timeout period unless one runs: what is

@@ -55,24 +55,7 @@ func (c *conn) WriteFile(f *os.File, off, n int64, done func(*os.File)) error {
 	w := c.w
 	w.files = append(w.files, region{f: f, fd: int(f.Fd()), off: off, n: n, at: len(w.out), done: done})
 	w.fileBytes += n
-	c.updateEventsLocked()
-	arm := false
-	if c.o.WriteTimeout > 0 {
-		c.tm.queuedTotal += n
-		arm = c.armWriteLocked()
-	}
-	inline := false
-	if !c.writePaused && c.queued() > high {
-		c.writePaused = true
-		inline = c.pauseChangedLocked()
-	}
-	c.mu.Unlock()
-	if arm {
-		c.startWriteTimer()
-	}
-	if inline {
-		c.syncPause()
-	}
+	c.queuedUnlock(n, high)
 	return nil
 }
 

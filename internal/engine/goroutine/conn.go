@@ -761,7 +761,15 @@ func (c *conn) writev(bufs [][]byte) error {
 	if c.packet {
 		c.pendingLens = append(c.pendingLens, n)
 	}
-	c.queuedTotal += int64(n)
+	c.queuedUnlock(int64(n))
+	return nil
+}
+
+// queuedUnlock follows n bytes (or a file region of n) just queued: the
+// write timeout armed, the writer started, OnPauseWriting past high. It
+// releases c.mu.
+func (c *conn) queuedUnlock(n int64) {
+	c.queuedTotal += n
 	if c.o.WriteTimeout > 0 && !c.wArmed {
 		c.armWriteLocked()
 	}
@@ -775,7 +783,6 @@ func (c *conn) writev(bufs [][]byte) error {
 	if pause {
 		c.deliverPause()
 	}
-	return nil
 }
 
 // deliverPause calls OnPauseWriting: synchronously when the Write came from

@@ -46,20 +46,7 @@ func (c *conn) WriteFile(f *os.File, off, n int64, done func(*os.File)) error {
 	}
 	c.files = append(c.files, fileRegion{f: f, off: off, n: n, at: len(c.pending), done: done})
 	c.fileBytes += n
-	c.queuedTotal += n
-	if c.o.WriteTimeout > 0 && !c.wArmed {
-		c.armWriteLocked()
-	}
-	c.startWriterLocked()
-	pause := false
-	if !c.writePaused && c.bufferedLocked() > c.high {
-		c.writePaused = true
-		pause = true
-	}
-	c.mu.Unlock()
-	if pause {
-		c.deliverPause()
-	}
+	c.queuedUnlock(n)
 	return nil
 }
 
