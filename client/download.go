@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -199,15 +200,24 @@ type partFile struct {
 	size int64
 	h    hash.Hash
 	want string // the SHA-256 the whole file must have (hex); "" unknown
+	// created: this run made the .part; if it is still empty at the end
+	// (the server refused, the port was closed) it is removed, so a failed
+	// first try leaves nothing behind.
+	created bool
 }
 
 // openPart opens (or creates) a .part and hashes what it holds.
 func openPart(p string) (*partFile, error) {
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	created := true
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		created = false
+		f, err = os.OpenFile(p, os.O_RDWR, 0o644)
+	}
 	if err != nil {
 		return nil, err
 	}
-	pf := &partFile{path: p, f: f, h: sha256.New()}
+	pf := &partFile{path: p, f: f, h: sha256.New(), created: created}
 	n, err := io.Copy(pf.h, f)
 	if err != nil {
 		f.Close()
@@ -231,9 +241,15 @@ func (p *partFile) restart() error {
 }
 
 func (p *partFile) close() {
-	if p.f != nil {
-		p.f.Close()
+	if p.f == nil {
+		return
 	}
+	if p.created {
+		if st, err := p.f.Stat(); err == nil && st.Size() == 0 {
+			os.Remove(p.path)
+		}
+	}
+	p.f.Close()
 }
 
 // Receiving: the bytes are read and written to the .part in chunks of

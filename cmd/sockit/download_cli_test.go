@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -459,8 +461,13 @@ func TestDownloadUsage(t *testing.T) {
 	if st, err := os.Stat(os.DevNull); err != nil || st.Mode()&os.ModeCharDevice == 0 {
 		t.Fatalf("%s is no longer a device: %v %v", os.DevNull, st.Mode(), err)
 	}
-	if _, stderr, code := runSockit(t, "download", "tcp://127.0.0.1:1", "x"); code != 1 || !strings.Contains(stderr, "refused") {
+	// A first try that gets nothing leaves no empty .part behind.
+	out := filepath.Join(t.TempDir(), "x")
+	if _, stderr, code := runSockit(t, "download", "tcp://127.0.0.1:1", "x", "-o", out); code != 1 || !strings.Contains(stderr, "refused") {
 		t.Errorf("nothing listening: exit %d, %q", code, stderr)
+	}
+	if _, err := os.Lstat(out + ".part"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused first try left %s.part: %v", out, err)
 	}
 }
 
