@@ -49,6 +49,11 @@ type Config struct {
 	Meter *metrics.Meter
 	// Root is the directory files serves, read-only; "" means ".".
 	Root string
+	// Rooms are chat's rooms: every service made with the same Rooms
+	// shares them (one process serving chat on several endpoints). nil
+	// means New makes rooms of the service's own, local, with MaxFrame as
+	// the longest line (DefaultChatMaxLine when not given).
+	Rooms *ChatRooms
 	// RequestTimeout is how long files waits for a connection's request
 	// line; 0 means DefaultFilesRequestTimeout, < 0 no limit.
 	RequestTimeout time.Duration
@@ -110,8 +115,9 @@ func names() []string {
 }
 
 // Names returns the names of the built-in services New knows ("chatbot",
-// an alias of "reply", is not listed): the message services, then files.
-func Names() []string { return append(names(), "files") }
+// an alias of "reply", is not listed): the message services, then chat and
+// files.
+func Names() []string { return append(names(), "chat", "files") }
 
 // New configures the built-in service name. Unknown names and framings the
 // service refuses are errors.
@@ -138,6 +144,8 @@ func New(name string, cfg Config) (*Service, error) {
 		mk = newReply
 	case "files":
 		mk = newFiles
+	case "chat":
+		mk = newChat
 	default:
 		return nil, fmt.Errorf("%w %q (services: %s, chatbot)", ErrUnknownService, name, strings.Join(Names(), ", "))
 	}
@@ -145,8 +153,8 @@ func New(name string, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("service %s: %w", canon, err)
 	}
 	if cfg.Frame.Kind == frame.Fixed && canon != "echo" && canon != "discard" ||
-		canon == "files" && cfg.Frame.Kind != frame.Raw && cfg.Frame.Kind != frame.Line {
-		// files has one protocol of its own: a request line.
+		(canon == "files" || canon == "chat") && cfg.Frame.Kind != frame.Raw && cfg.Frame.Kind != frame.Line {
+		// files and chat have protocols of their own, on lines.
 		return nil, &FramingError{Service: name, Frame: cfg.Frame}
 	}
 	s, err := mk(cfg)

@@ -4,7 +4,10 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,7 +36,17 @@ type serveOptions struct {
 	accessLog bool
 	// httpMetricsPath is --metrics-path: http serves /metrics itself.
 	httpMetricsPath string
+	// chat
+	maxQueue   int
+	rateLimit  float64
+	echoStdout bool
+	hub        string
+	instance   string
+	hubTimeout time.Duration
 }
+
+// chatFlags are the flags only service chat takes.
+var chatFlags = []string{"max-queue", "rate-limit", "echo-stdout", "hub", "instance", "hub-timeout"}
 
 func newServeCommand(g *globals) *cobra.Command {
 	var opts serveOptions
@@ -51,6 +64,7 @@ Services:
   hello     greets "Welcome!", answers M with "Hello, M!", "exit" closes
   upper     answers M upper-cased, surrounding whitespace stripped
   reply     answers from a table (--table), else --default; alias chatbot
+  chat      rooms in the shape of ncat --chat: /nick, /join, /who, /rooms, /me (--hub)
   files     seed 002's downloader: GET NAME [OFFSET], LIST [DIR], a bare NAME (--root)
   http      HTTP/1.1: /, /hello/{name}, /healthz, files under /files/ (--root)
 
@@ -67,6 +81,9 @@ each endpoint it prints "listening ENDPOINT" on stdout with the real port.`,
 
   # seed 002's downloader: the files of a directory, read-only
   sockit serve files --root ./public -l tcp://127.0.0.1:9000
+
+  # chat rooms, as ncat --chat; several instances share rooms through NATS
+  sockit serve chat -l tcp://127.0.0.1:8000 --hub nats://127.0.0.1:4222
 
   # the chat program of seed 001, with its own table
   sockit serve reply --table replies.json -l tcp://127.0.0.1:8888
@@ -91,6 +108,12 @@ each endpoint it prints "listening ENDPOINT" on stdout with the real port.`,
 	f.DurationVar(&opts.httpDelay, "delay", 0, "http: wait this long before answering every route but /healthz")
 	f.BoolVar(&opts.accessLog, "access-log", true, "http: log every request")
 	f.StringVar(&opts.httpMetricsPath, "metrics-path", "", "http: also serve the Prometheus metrics at this path (e.g. /metrics) on the service's own listeners")
+	f.IntVar(&opts.maxQueue, "max-queue", service.DefaultChatMaxQueue, "chat: bytes a client may have queued and not read; a client over it is dropped as too slow")
+	f.Float64Var(&opts.rateLimit, "rate-limit", 0, "chat: messages per second a client may send, the excess dropped with a notice (0: no limit)")
+	f.BoolVar(&opts.echoStdout, "echo-stdout", false, "chat: also print every room's traffic on stdout, as \"#ROOM LINE\"")
+	f.StringVar(&opts.hub, "hub", "", "chat: share rooms with every instance on this NATS server (nats://HOST:PORT)")
+	f.StringVar(&opts.instance, "instance", "", "chat: this instance's name on the hub (default HOSTNAME:PORT of the first -l)")
+	f.DurationVar(&opts.hubTimeout, "hub-timeout", service.DefaultHubTimeout, "chat: how long /who and /rooms wait for the other instances")
 	return cmd
 }
 
@@ -101,6 +124,11 @@ func runServe(ctx context.Context, g *globals, name string, opts serveOptions, c
 	for _, flag := range []string{"root", "delay", "access-log", "metrics-path"} {
 		if cmd.Flags().Changed(flag) && !(flag == "root" && name == "files") {
 			return usagef("--%s applies to service http only", flag)
+		}
+	}
+	for _, flag := range chatFlags {
+		if cmd.Flags().Changed(flag) && name != "chat" {
+			return usagef("--%s applies to service chat only", flag)
 		}
 	}
 	spec, err := frame.Parse(opts.frame)
@@ -137,6 +165,14 @@ func runServe(ctx context.Context, g *globals, name string, opts serveOptions, c
 				cfg.RequestTimeout = -1
 			}
 		}
+	}
+	if name == "chat" {
+		rooms, err := chatRooms(g, opts, cmd)
+		if err != nil {
+			return err
+		}
+		defer rooms.Close()
+		cfg.Rooms = rooms
 	}
 	if cmd.Flags().Changed("greeting") {
 		gr, err := frame.Unescape(opts.greeting, false)
@@ -252,6 +288,63 @@ func runServe(ctx context.Context, g *globals, name string, opts serveOptions, c
 		}
 		return srv.Serve(b.ln, s.Stream)
 	})
+}
+
+// chatRooms makes the rooms every chat endpoint shares.
+func chatRooms(g *globals, opts serveOptions, cmd *cobra.Command) (*service.ChatRooms, error) {
+	if opts.maxQueue <= 0 {
+		return nil, usagef("--max-queue must be positive, not %d", opts.maxQueue)
+	}
+	if opts.rateLimit < 0 {
+		return nil, usagef("--rate-limit must not be negative, not %g", opts.rateLimit)
+	}
+	if opts.hubTimeout <= 0 {
+		return nil, usagef("--hub-timeout must be positive, not %s", opts.hubTimeout)
+	}
+	co := service.ChatOptions{
+		MaxQueue:   opts.maxQueue,
+		RateLimit:  opts.rateLimit,
+		Logger:     g.logger,
+		Hub:        opts.hub,
+		Instance:   opts.instance,
+		HubTimeout: opts.hubTimeout,
+	}
+	if cmd.Flags().Changed("max-frame") {
+		co.MaxLine = opts.maxFrame
+	}
+	if opts.echoStdout {
+		co.Echo = cmd.OutOrStdout()
+	}
+	if opts.hub != "" {
+		u, err := url.Parse(strings.Split(opts.hub, ",")[0])
+		if err != nil || u.Scheme != "nats" && u.Scheme != "tls" || u.Host == "" {
+			return nil, usagef("--hub %q: want nats://HOST:PORT", opts.hub)
+		}
+		if co.Instance == "" {
+			co.Instance = defaultInstance(opts.server.listen)
+		}
+	}
+	rooms, err := service.NewChatRooms(co)
+	if err != nil {
+		return nil, err
+	}
+	return rooms, nil
+}
+
+// defaultInstance is HOSTNAME:PORT of the first listen endpoint (the
+// process id instead of a port the kernel picks or a Unix socket's).
+func defaultInstance(listen []string) string {
+	host, _ := os.Hostname()
+	port := "7788"
+	if len(listen) > 0 {
+		port = strconv.Itoa(os.Getpid())
+		if ep, err := endpoint.Parse(listen[0]); err == nil {
+			if _, p, err := net.SplitHostPort(ep.Address); err == nil && p != "0" {
+				port = p
+			}
+		}
+	}
+	return host + ":" + port
 }
 
 // checkTLS refuses tls:// endpoints without a certificate before anything is
