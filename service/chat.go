@@ -50,6 +50,9 @@ const (
 	DefaultChatRoom = "#lobby"
 	// maxChatName bounds a nick and a room name (the '#' not counted).
 	maxChatName = 32
+	// maxListedToOthers bounds the "already connected" list the other
+	// members get on a join.
+	maxListedToOthers = 16
 	// chatEchoQueue is how many lines --echo-stdout holds for a slow
 	// stdout before it drops them.
 	chatEchoQueue = 4096
@@ -315,6 +318,11 @@ func (m *chatMember) tooLong() {
 	m.notice("line too long.")
 }
 
+// Idle: between lines. A partial line pending longer than the server's
+// read timeout closes the connection (a slowloris writer); a shutdown
+// closes an idle member at once.
+func (m *chatMember) Idle() bool { return len(m.buf) == 0 && !m.skipping }
+
 func (m *chatMember) OnEOF() bool { return false }
 
 func (m *chatMember) OnClose(error) { m.leave() }
@@ -532,8 +540,20 @@ func (r *ChatRooms) join(m *chatMember, name string, first bool) bool {
 		} else {
 			lines = append(lines, announce("<"+m.nick+"> joined "+name+".")...)
 		}
-		for _, o := range others {
-			o.send(lines)
+		if first && len(list) > maxListedToOthers {
+			// ncat sends the whole list to everyone on every join: O(n²)
+			// bytes a join, O(n³) for a room filling up. The others get
+			// its head; the newcomer gets it whole.
+			short := append(slices.Clip(list[:maxListedToOthers]), "and "+strconv.Itoa(len(list)-maxListedToOthers)+" more")
+			head := announce(m.host + " is connected as <" + m.nick + ">.")
+			head = append(head, announce("already connected: "+strings.Join(short, ", ")+".")...)
+			for _, o := range others {
+				o.send(head)
+			}
+		} else {
+			for _, o := range others {
+				o.send(lines)
+			}
 		}
 		if !first {
 			lines = append(lines, announce("already in "+name+": "+joinOrNobody(list)+".")...)

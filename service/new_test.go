@@ -11,7 +11,7 @@ import (
 )
 
 func TestNames(t *testing.T) {
-	want := []string{"echo", "discard", "chargen", "daytime", "hello", "upper", "reply", "files"}
+	want := []string{"echo", "discard", "chargen", "daytime", "hello", "upper", "reply", "chat", "files"}
 	if got := service.Names(); !slices.Equal(got, want) {
 		t.Fatalf("Names() = %v", got)
 	}
@@ -21,7 +21,7 @@ func TestNames(t *testing.T) {
 	}
 	for _, name := range append(want, "chatbot") {
 		svc := mustNew(t, name, service.Config{})
-		if svc.Stream == nil || svc.NewDatagram == nil && name != "files" {
+		if svc.Stream == nil || svc.NewDatagram == nil && name != "files" && name != "chat" {
 			t.Fatalf("%s: Stream or NewDatagram missing", name)
 		}
 		if name != "chatbot" && svc.Name != name {
@@ -35,7 +35,7 @@ func TestNewErrors(t *testing.T) {
 	if !errors.Is(err, service.ErrUnknownService) {
 		t.Fatalf("unknown service: %v", err)
 	}
-	if got, want := err.Error(), `sockit: unknown service "nope" (services: echo, discard, chargen, daytime, hello, upper, reply, files, chatbot)`; got != want {
+	if got, want := err.Error(), `sockit: unknown service "nope" (services: echo, discard, chargen, daytime, hello, upper, reply, chat, files, chatbot)`; got != want {
 		t.Fatalf("error %q, want %q", got, want)
 	}
 	for _, name := range []string{"chargen", "daytime", "hello", "upper", "reply", "chatbot"} {

@@ -167,6 +167,11 @@ func runServe(ctx context.Context, g *globals, name string, opts serveOptions, c
 		}
 	}
 	if name == "chat" {
+		// A chat member may be quiet for hours, as in ncat: no idle
+		// timeout unless given.
+		if !cmd.Flags().Changed("idle-timeout") {
+			opts.server.idleTimeout = 0
+		}
 		rooms, err := chatRooms(g, opts, cmd)
 		if err != nil {
 			return err

@@ -24,7 +24,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}{
 		{[]string{"serve"}, "serve: missing SERVICE (echo, discard"},
 		{[]string{"serve"}, ", http); for example: sockit serve hello"},
-		{[]string{"serve", "nope"}, `unknown service "nope" (services: echo, discard, chargen, daytime, hello, upper, reply, files, http)`},
+		{[]string{"serve", "nope"}, `unknown service "nope" (services: echo, discard, chargen, daytime, hello, upper, reply, chat, files, http)`},
 		{[]string{"serve", "echo", "extra"}, `"extra" is one argument too many`},
 		{[]string{"serve", "echo", "--frame", "len:3"}, "len:3"},
 		{[]string{"serve", "echo", "-l", "udp6://127.0.0.1:7"}, "IPv6 only"},
