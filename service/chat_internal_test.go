@@ -2,6 +2,8 @@ package service
 
 import (
 	"bytes"
+	"log/slog"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -49,7 +51,7 @@ func FuzzChat(f *testing.F) {
 		f.Add([]byte(s), uint8(3))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, cut uint8) {
-		rooms, err := NewChatRooms(ChatOptions{MaxLine: 64, RateLimit: 0})
+		rooms, err := NewChatRooms(ChatOptions{MaxLine: 64, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,3 +87,32 @@ func FuzzChatEscape(f *testing.F) {
 		}
 	})
 }
+
+// TestChatJoinListHead: past maxListedToOthers members, the others get the
+// head of the already-connected list; the newcomer gets all of it.
+func TestChatJoinListHead(t *testing.T) {
+	rooms, err := NewChatRooms(ChatOptions{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rooms.Close()
+	f := rooms.Factory(nil)
+	var conns []*fake.Conn
+	for range maxListedToOthers + 2 {
+		conns = append(conns, fake.Open(f, "tcp"))
+	}
+	first := string(conns[0].Take())
+	last := string(conns[len(conns)-1].Take())
+	wantHead := "<announce> 127.0.0.1 is connected as <user18>.\n<announce> already connected: " +
+		strings.Repeat("127.0.0.1 as <userN>, ", 16) + "and 1 more.\n"
+	lines := strings.SplitAfter(first, "\n")
+	got := strings.Join(lines[len(lines)-3:], "")
+	if n := regexpUserN.ReplaceAllString(got, "<userN>"); n != regexpUserN.ReplaceAllString(wantHead, "<userN>") {
+		t.Errorf("the first member got\n%s", got)
+	}
+	if c := strings.Count(last, " as <user"); c != maxListedToOthers+2 { // the 17 others and its own connect line
+		t.Errorf("the newcomer's list has %d entries:\n%s", c, last)
+	}
+}
+
+var regexpUserN = regexp.MustCompile(`<user\d+>`)
