@@ -54,8 +54,8 @@ func TestChatHub(t *testing.T) {
 	url := ns.ClientURL()
 	port := natsPort(t, ns)
 	tcp := conntest.Transport{Name: "tcp", Network: "tcp4"}
-	envA, _ := startChat(t, "epoll", tcp, service.ChatOptions{Hub: url, Instance: "a", HubReconnectWait: 50 * time.Millisecond})
-	envB, _ := startChat(t, "goroutine", tcp, service.ChatOptions{Hub: url, Instance: "b", HubReconnectWait: 50 * time.Millisecond})
+	envA, _ := startChat(t, "epoll", tcp, service.ChatOptions{Hub: url, Instance: "a", HubReconnectWait: 50 * time.Millisecond, HubTimeout: 2 * time.Second})
+	envB, _ := startChat(t, "goroutine", tcp, service.ChatOptions{Hub: url, Instance: "b", HubReconnectWait: 50 * time.Millisecond, HubTimeout: 2 * time.Second})
 	h := "127.0.0.1"
 
 	b1 := join(t, envB, h, "user1")
