@@ -116,12 +116,14 @@ type ChatRooms struct {
 	closed bool
 }
 
-// chatRoom is one room. members is replaced, never modified in place, so a
-// slice read under mu may be used after mu is released.
+// chatRoom is one room. members is replaced, never modified in place, and
+// only with both deliver and ChatRooms.mu held: a delivery (holding
+// deliver) reads it without mu, anyone else under mu; a slice read may be
+// used after the lock is released.
 type chatRoom struct {
 	name    string
 	deliver sync.Mutex
-	members []*chatMember // under ChatRooms.mu; in join order
+	members []*chatMember // in join order
 }
 
 // NewChatRooms makes the rooms of a chat service. With o.Hub it connects to
@@ -231,6 +233,8 @@ type chatMember struct {
 	// dropped for a full queue.
 	gone atomic.Bool
 	slow atomic.Bool
+	// asking: a /who or /rooms waits for the hub's answers.
+	asking atomic.Bool
 
 	// Callback state.
 	buf      []byte // a partial line
@@ -383,7 +387,7 @@ func (m *chatMember) flush() (int, int) {
 	}
 	room := m.room
 	room.deliver.Lock()
-	members := m.r.membersOf(room)
+	members := room.members // deliver held
 	n := 0
 	for _, o := range members {
 		if o != m {
@@ -489,12 +493,6 @@ func (m *chatMember) leave() {
 
 // ---- rooms --------------------------------------------------------------------
 
-func (r *ChatRooms) membersOf(room *chatRoom) []*chatMember {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return room.members
-}
-
 // join puts m into the room called name, with the notices: on connecting
 // (first) ncat's two lines to everyone in the room, the newcomer included;
 // after /join, "<NICK> joined ROOM." to everyone and the list of the others
@@ -529,31 +527,31 @@ func (r *ChatRooms) join(m *chatMember, name string, first bool) bool {
 		m.room = room
 		r.mu.Unlock()
 
-		var lines []byte
 		var list []string
 		for _, o := range others {
 			list = append(list, o.host+" as <"+o.nick+">")
 		}
+		var lines, toOthers []byte
 		if first {
-			lines = append(lines, announce(m.host+" is connected as <"+m.nick+">.")...)
+			lines = announce(m.host + " is connected as <" + m.nick + ">.")
+			toOthers = slices.Clip(lines)
+			if len(list) > maxListedToOthers {
+				// ncat sends the whole list to everyone on every join:
+				// O(n²) bytes a join, O(n³) for a room filling up. The
+				// others get its head; the newcomer gets it whole.
+				head := append(slices.Clip(list[:maxListedToOthers]), "and "+strconv.Itoa(len(list)-maxListedToOthers)+" more")
+				toOthers = append(toOthers, announce("already connected: "+strings.Join(head, ", ")+".")...)
+			}
 			lines = append(lines, announce("already connected: "+joinOrNobody(list)+".")...)
+			if len(list) <= maxListedToOthers {
+				toOthers = lines
+			}
 		} else {
-			lines = append(lines, announce("<"+m.nick+"> joined "+name+".")...)
+			lines = announce("<" + m.nick + "> joined " + name + ".")
+			toOthers = slices.Clip(lines)
 		}
-		if first && len(list) > maxListedToOthers {
-			// ncat sends the whole list to everyone on every join: O(n²)
-			// bytes a join, O(n³) for a room filling up. The others get
-			// its head; the newcomer gets it whole.
-			short := append(slices.Clip(list[:maxListedToOthers]), "and "+strconv.Itoa(len(list)-maxListedToOthers)+" more")
-			head := announce(m.host + " is connected as <" + m.nick + ">.")
-			head = append(head, announce("already connected: "+strings.Join(short, ", ")+".")...)
-			for _, o := range others {
-				o.send(head)
-			}
-		} else {
-			for _, o := range others {
-				o.send(lines)
-			}
+		for _, o := range others {
+			o.send(toOthers)
 		}
 		if !first {
 			lines = append(lines, announce("already in "+name+": "+joinOrNobody(list)+".")...)
@@ -698,11 +696,25 @@ func (r *ChatRooms) who(m *chatMember) {
 		answer(list)
 		return
 	}
-	go func() {
+	r.askHub(m, func() {
 		for _, p := range r.hub.who(name) {
 			list = append(list, p.Host+" as <"+p.Nick+">")
 		}
 		answer(list)
+	})
+}
+
+// askHub runs a /who or /rooms that waits for the hub off the member's
+// callback, one at a time per member: a client flooding /who would
+// otherwise start a goroutine and a hub request per line.
+func (r *ChatRooms) askHub(m *chatMember, ask func()) {
+	if !m.asking.CompareAndSwap(false, true) {
+		m.notice("one /who or /rooms at a time: wait for its answer.")
+		return
+	}
+	go func() {
+		defer m.asking.Store(false)
+		ask()
 	}()
 }
 
@@ -720,12 +732,12 @@ func (r *ChatRooms) listRooms(m *chatMember) {
 		answer(counts)
 		return
 	}
-	go func() {
+	r.askHub(m, func() {
 		for name, n := range r.hub.rooms() {
 			counts[name] += n
 		}
 		answer(counts)
-	}()
+	})
 }
 
 // everyone is a snapshot of every member here, for notices to all.

@@ -294,7 +294,7 @@ func (r *ChatRooms) deliverRemote(name string, lines []byte) {
 		return
 	}
 	room.deliver.Lock()
-	for _, m := range r.membersOf(room) {
+	for _, m := range room.members {
 		m.send(lines)
 	}
 	r.echoLines(room, lines)

@@ -100,6 +100,22 @@ func TestChatHub(t *testing.T) {
 	b2.expect(h, "<announce> <user2> joined #go.", "<announce> already in #go: nobody.")
 	a1.say("/rooms\n")
 	a1.expect(h, "<announce> rooms: #go (1), #lobby (2).")
+	// A flood of /who asks the hub once at a time: every line gets one
+	// answer, the ones that came while a question was out a notice.
+	a1.say(strings.Repeat("/who\n", 50))
+	busy := 0
+	for range 50 {
+		switch got := a1.line(); got {
+		case "<announce> one /who or /rooms at a time: wait for its answer.\n":
+			busy++
+		case "<announce> in #lobby: 127.0.0.1 as <user1>, 127.0.0.1 as <user1@b>.\n":
+		default:
+			t.Fatalf("/who flood: %q", got)
+		}
+	}
+	if busy == 0 {
+		t.Error("50 /who at once all went to the hub")
+	}
 
 	// NATS goes away: local delivery continues, with one notice.
 	ns.Shutdown()

@@ -182,6 +182,30 @@ func TestChatCLI(t *testing.T) {
 			}
 		})
 	}
+	t.Run("json-logs", func(t *testing.T) {
+		p, eps := startServe(t, "chat", "-l", "tcp://127.0.0.1:0", "--log-format", "json")
+		_, port := hostPort(t, eps[0])
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		r.ReadString('\n')
+		io.WriteString(c, "/nick bob\n")
+		r.ReadString('\n') // already connected
+		r.ReadString('\n') // the rename
+		c.Close()
+		deadline := time.Now().Add(5 * time.Second)
+		for _, want := range []string{`"msg":"chat join","nick":"user1","peer":"127.0.0.1","room":"#lobby"`, `"msg":"chat nick","old":"user1","nick":"bob"`, `"msg":"chat leave","nick":"bob"`} {
+			for !strings.Contains(p.stderr.String(), want) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no %s in the JSON log:\n%s", want, p.stderr.String())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	})
 	for _, c := range []struct {
 		args []string
 		want string

@@ -153,9 +153,7 @@ func (m *member) drainJoins() {
 		default:
 		}
 		_ = m.c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-		n, err := m.r.Read(buf)
-		_ = n
-		if err != nil {
+		if _, err := m.r.Read(buf); err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				select {
