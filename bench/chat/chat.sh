@@ -38,7 +38,9 @@ trap cleanup EXIT
 (cd "$root" && go build -o "$work/sockit" ./cmd/sockit && go build -o "$work/fanout" ./bench/chat/fanout)
 
 port=$((20000 + RANDOM % 20000))
-nextport() { port=$((port + 1)); echo "$port"; }
+# nextport sets p to a port not used before in this run (not in a subshell,
+# or the counter would never move).
+nextport() { port=$((port + 1)); p=$port; }
 waitport() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 
 # start VARIANT ROOMS: starts the servers, sets addrs (comma separated),
@@ -51,23 +53,23 @@ start() {
 		local n=1
 		[ "$rooms" -gt 1 ] && { n=$rooms; extra="-room-per-addr"; }
 		for _ in $(seq "$n"); do
-			p=$(nextport)
+			nextport
 			ncat -l --chat --max-conns 2000 127.0.0.1 "$p" </dev/null >/dev/null 2>&1 &
 			pids+=($!); spids+="${spids:+,}$!"; addrs+="${addrs:+,}127.0.0.1:$p"
 		done
 		for a in ${addrs//,/ }; do waitport "${a##*:}"; done ;;
 	goroutine | epoll)
-		p=$(nextport)
+		nextport
 		"$work/sockit" serve chat -l "tcp://127.0.0.1:$p" --engine "$variant" --max-conns 0 --log-level warn >/dev/null 2>"$work/server.log" &
 		pids+=($!); spids=$!; addrs="127.0.0.1:$p"
 		waitport "$p" ;;
 	hub)
-		local np; np=$(nextport)
+		local np; nextport; np=$p
 		"$nats" -a 127.0.0.1 -p "$np" >/dev/null 2>&1 &
 		pids+=($!); spids=$!
 		waitport "$np"
 		for inst in a b; do
-			p=$(nextport)
+			nextport
 			"$work/sockit" serve chat -l "tcp://127.0.0.1:$p" --engine epoll --max-conns 0 --log-level warn \
 				--hub "nats://127.0.0.1:$np" --instance "$inst" >/dev/null 2>"$work/server-$inst.log" &
 			pids+=($!); spids+=",$!"; addrs+="${addrs:+,}127.0.0.1:$p"
@@ -98,6 +100,7 @@ for round in $(seq "$rounds"); do
 					"$work/one.json" "$shape $mode" "$round" >>"$out"
 			else
 				echo "round $round $scenario $variant: $(cat "$work/fanout.err")" >&2
+				for l in "$work"/server*.log; do [ -s "$l" ] && { echo "$l:"; tail -n 5 "$l"; } >&2; done
 			fi
 			stop
 		done

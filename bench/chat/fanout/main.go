@@ -248,11 +248,16 @@ func run(c config) (*result, error) {
 				}
 				now := int64(time.Since(epoch))
 				// "<userN> T SENT SEQ PAD\n"
-				i := strings.Index(string(line), "> T ")
-				if i < 0 {
+				// ncat prefixes the nick once per read it relays, not once
+				// per line: the lines after the first of a read come bare.
+				var f []string
+				if i := strings.Index(string(line), "> T "); i >= 0 {
+					f = strings.Fields(string(line[i+4:]))
+				} else if rest, ok := strings.CutPrefix(string(line), "T "); ok {
+					f = strings.Fields(rest)
+				} else {
 					continue // announce lines
 				}
-				f := strings.Fields(string(line[i+4:]))
 				if len(f) < 2 {
 					continue
 				}
@@ -277,16 +282,28 @@ func run(c config) (*result, error) {
 			roomMembers[m.room] = append(roomMembers[m.room], m)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
+	// A room's joins may still be on their way when the sockets go quiet
+	// (a server works through a join storm for a while): a probe that
+	// reached only some receivers is sent again, every 500 ms.
 	for k, s := range senders {
-		fmt.Fprintf(s.c, "T %d 0 probe\n", int64(time.Since(epoch)))
 		deadline := time.Now().Add(60 * time.Second)
-		for _, m := range roomMembers[k] {
-			for m.seen.Load() < 0 {
-				if time.Now().After(deadline) {
-					return nil, fmt.Errorf("room %d: a receiver did not get the probe within 60 s (joins still flowing?)", k)
+		for {
+			fmt.Fprintf(s.c, "T %d 0 probe\n", int64(time.Since(epoch)))
+			again := time.Now().Add(500 * time.Millisecond)
+			waiting := 0
+			for _, m := range roomMembers[k] {
+				for m.seen.Load() < 0 && !m.lost.Load() && time.Now().Before(again) {
+					time.Sleep(time.Millisecond)
 				}
-				time.Sleep(time.Millisecond)
+				if m.seen.Load() < 0 {
+					waiting++
+				}
+			}
+			if waiting == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("room %d: %d receivers did not get a probe within 60 s", k, waiting)
 			}
 		}
 	}
