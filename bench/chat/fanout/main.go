@@ -295,6 +295,9 @@ func run(c config) (*result, error) {
 				for m.seen.Load() < 0 && !m.lost.Load() && time.Now().Before(again) {
 					time.Sleep(time.Millisecond)
 				}
+				if m.lost.Load() {
+					return nil, fmt.Errorf("room %d: the server dropped a receiver before the load began", k)
+				}
 				if m.seen.Load() < 0 {
 					waiting++
 				}
